@@ -1,0 +1,58 @@
+# procq: build with PGXS against PostgreSQL 15.
+#
+#   make demo    install what is missing, build, run the workflow demo
+#   make test    install what is missing, build, run the whole test suite
+#   make bench   the fetch_job benchmark (bench/README.md)
+#
+# The plain PGXS targets (all, install, installcheck) work as usual once the
+# server development package is installed (make deps).
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+
+EXTENSION  = procq
+MODULE_big = procq
+OBJS       = src/procq.o src/api.o src/deps.o src/workflow.o
+DATA       = sql/procq--1.0.sql
+PGFILEDESC = "procq - dependency-aware job queue"
+
+# pg_regress: sql/<name>.sql is run and compared with expected/<name>.out.
+REGRESS = $(sort $(filter-out procq--%,$(basename $(notdir $(wildcard sql/*.sql)))))
+# Isolation specs: test/isolation/specs/<name>.spec, expected/<name>.out there.
+ISOLATION      = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation
+
+PG_CFLAGS = -std=gnu99 -Wall -Wextra -Werror -Wno-unused-parameter \
+            -Wno-missing-field-initializers -Wno-sign-compare
+
+.DEFAULT_GOAL := all
+
+ifneq ($(wildcard $(PG_CONFIG)),)
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+else
+all install installcheck:
+	@echo "PostgreSQL 15 development files are missing: run 'make deps' (or make test / make demo)." >&2
+	@exit 1
+endif
+
+.PHONY: deps test demo bench
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) install
+	scripts/run-tests.sh
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) install
+	scripts/demo.sh
+
+bench: deps
+	$(MAKE) all
+	$(MAKE) install
+	bench/fetch_bench.sh
+
+EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check

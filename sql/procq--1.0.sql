@@ -1,0 +1,268 @@
+-- procq 1.0: a dependency-aware job queue inside PostgreSQL.
+--
+-- Objects are schema-qualified, functions pin their search_path, and nothing
+-- is granted to PUBLIC: a DBA grants what application roles need (README,
+-- "Privileges").  The API functions run as the caller; their internal
+-- statements run as the extension owner (see pq_exec in src/procq.c).
+
+\echo Use "CREATE EXTENSION procq" to load this file. \quit
+
+CREATE TYPE procq.job_status AS ENUM ('todo', 'doing', 'succeeded', 'failed', 'cancelled');
+COMMENT ON TYPE procq.job_status IS
+    'todo: waiting or ready; doing: fetched by a worker; succeeded, failed, cancelled: final';
+
+CREATE TABLE procq.jobs (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue            text NOT NULL DEFAULT 'default',
+    task             text NOT NULL,
+    args             jsonb NOT NULL DEFAULT '{}',
+    status           procq.job_status NOT NULL DEFAULT 'todo',
+    priority         integer NOT NULL DEFAULT 0,
+    scheduled_at     timestamptz,
+    attempts         integer NOT NULL DEFAULT 0,
+    max_attempts     integer NOT NULL DEFAULT 1,
+    lock             text,
+    queueing_lock    text,
+    result           jsonb,
+    error            text,
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    worker           text,
+    -- Bookkeeping kept exact by procq's C code; a job is ready to fetch when
+    -- it is todo, pending_parents = 0, not lock_blocked and not delayed.
+    pending_parents  integer NOT NULL DEFAULT 0,
+    lock_blocked     boolean NOT NULL DEFAULT false,
+    delayed          boolean NOT NULL DEFAULT false,
+    lease_expires_at timestamptz,
+    cancelled_by     bigint,
+
+    CONSTRAINT jobs_task_not_empty CHECK (task <> ''),
+    CONSTRAINT jobs_queue_not_empty CHECK (queue <> ''),
+    CONSTRAINT jobs_max_attempts_positive CHECK (max_attempts >= 1),
+    CONSTRAINT jobs_attempts_in_range CHECK (attempts BETWEEN 0 AND max_attempts),
+    CONSTRAINT jobs_todo_has_attempts_left CHECK (status <> 'todo' OR attempts < max_attempts),
+    CONSTRAINT jobs_pending_parents_not_negative CHECK (pending_parents >= 0),
+    CONSTRAINT jobs_doing_is_runnable CHECK (
+        status <> 'doing'
+        OR (pending_parents = 0 AND NOT lock_blocked AND attempts >= 1
+            AND started_at IS NOT NULL AND lease_expires_at IS NOT NULL)),
+    CONSTRAINT jobs_finished_iff_final CHECK (
+        (status IN ('succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
+    CONSTRAINT jobs_result_only_on_success CHECK (result IS NULL OR status = 'succeeded'),
+    CONSTRAINT jobs_delayed_needs_schedule CHECK (
+        NOT delayed OR (status = 'todo' AND scheduled_at IS NOT NULL)),
+    CONSTRAINT jobs_lock_blocked_needs_lock CHECK (
+        NOT lock_blocked OR (status = 'todo' AND lock IS NOT NULL)),
+    CONSTRAINT jobs_lease_only_when_doing CHECK (lease_expires_at IS NULL OR status = 'doing'),
+    CONSTRAINT jobs_cancelled_by_only_when_cancelled CHECK (
+        cancelled_by IS NULL OR status = 'cancelled')
+);
+
+COMMENT ON TABLE procq.jobs IS 'procq jobs; create them with procq.defer or procq.defer_workflow';
+COMMENT ON COLUMN procq.jobs.priority IS 'higher runs first; ties run in id order';
+COMMENT ON COLUMN procq.jobs.lock IS 'at most one doing job per lock value; jobs sharing a lock start in id order';
+COMMENT ON COLUMN procq.jobs.queueing_lock IS 'at most one todo job per value';
+COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) that have not succeeded';
+COMMENT ON COLUMN procq.jobs.lock_blocked IS 'an earlier job with the same lock is todo, or one is doing';
+COMMENT ON COLUMN procq.jobs.delayed IS 'scheduled_at was in the future when last checked; fetch_job clears it when due';
+COMMENT ON COLUMN procq.jobs.lease_expires_at IS 'a doing job whose lease ran out is put back by procq.recover_stalled';
+COMMENT ON COLUMN procq.jobs.cancelled_by IS 'the parent whose failure cancelled this job; retrying that parent requeues it';
+
+CREATE TABLE procq.job_dependencies (
+    job_id     bigint NOT NULL REFERENCES procq.jobs (id) ON DELETE CASCADE,
+    depends_on bigint NOT NULL REFERENCES procq.jobs (id) ON DELETE CASCADE,
+    PRIMARY KEY (job_id, depends_on),
+    -- Parents always exist before their children, so a parent's id is lower:
+    -- this makes every dependency graph acyclic by construction.
+    CONSTRAINT job_dependencies_parent_first CHECK (depends_on < job_id)
+);
+COMMENT ON TABLE procq.job_dependencies IS 'job_id runs only after depends_on has succeeded';
+
+CREATE INDEX job_dependencies_depends_on_idx ON procq.job_dependencies (depends_on, job_id);
+
+-- Ready jobs, in fetch order, for all queues and per queue.  Jobs waiting on
+-- parents, on a busy lock or for their scheduled time are not in these
+-- indexes, so fetch cost does not grow with them.
+CREATE INDEX jobs_ready_idx ON procq.jobs (priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+CREATE INDEX jobs_ready_queue_idx ON procq.jobs (queue, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+-- Jobs scheduled for later, by time, so that fetch finds the due ones.
+CREATE INDEX jobs_delayed_idx ON procq.jobs (scheduled_at)
+    WHERE status = 'todo' AND delayed;
+-- Lock queues: all live jobs per lock in id order, and the head of each.
+CREATE INDEX jobs_lock_idx ON procq.jobs (lock, id)
+    WHERE status IN ('todo', 'doing') AND lock IS NOT NULL;
+CREATE INDEX jobs_lock_head_idx ON procq.jobs (lock)
+    WHERE status IN ('todo', 'doing') AND lock IS NOT NULL AND NOT lock_blocked;
+-- The bookkeeping keeps this true; the index makes it a hard guarantee.
+CREATE UNIQUE INDEX jobs_one_doing_per_lock_idx ON procq.jobs (lock)
+    WHERE status = 'doing' AND lock IS NOT NULL;
+CREATE UNIQUE INDEX jobs_queueing_lock_idx ON procq.jobs (queueing_lock)
+    WHERE status = 'todo' AND queueing_lock IS NOT NULL;
+CREATE INDEX jobs_lease_idx ON procq.jobs (lease_expires_at)
+    WHERE status = 'doing';
+
+-- Jobs are user data: pg_dump dumps them although the tables belong to the
+-- extension.
+SELECT pg_catalog.pg_extension_config_dump('procq.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('procq.job_dependencies', '');
+SELECT pg_catalog.pg_extension_config_dump('procq.jobs_id_seq', '');
+
+------------------------------------------------------------------------------
+-- SQL API (C, src/api.c and src/workflow.c)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION procq.defer(
+    task text,
+    args jsonb DEFAULT '{}',
+    queue text DEFAULT 'default',
+    priority integer DEFAULT 0,
+    scheduled_at timestamptz DEFAULT NULL,
+    depends_on bigint[] DEFAULT NULL,
+    max_attempts integer DEFAULT 1,
+    lock text DEFAULT NULL,
+    queueing_lock text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer';
+COMMENT ON FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text) IS
+    'insert a job and its dependencies atomically; returns the job id';
+
+CREATE FUNCTION procq.defer_workflow(steps jsonb)
+RETURNS TABLE (key text, job_id bigint)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer_workflow';
+COMMENT ON FUNCTION procq.defer_workflow(jsonb) IS
+    'insert a DAG of jobs in one call; steps name their parents by key or job id';
+
+CREATE FUNCTION procq.fetch_job(queues text[] DEFAULT NULL, worker text DEFAULT NULL)
+RETURNS SETOF procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_fetch_job';
+COMMENT ON FUNCTION procq.fetch_job(text[], text) IS
+    'take the best ready job (zero or one row) and mark it doing';
+
+CREATE FUNCTION procq.finish_job(
+    job_id bigint,
+    status procq.job_status,
+    result jsonb DEFAULT NULL,
+    error text DEFAULT NULL)
+RETURNS procq.job_status
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_finish_job';
+COMMENT ON FUNCTION procq.finish_job(bigint, procq.job_status, jsonb, text) IS
+    'end a doing job as succeeded, failed (retried while attempts are left) or cancelled';
+
+CREATE FUNCTION procq.retry_job(job_id bigint, scheduled_at timestamptz DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_retry_job';
+COMMENT ON FUNCTION procq.retry_job(bigint, timestamptz) IS
+    'put a failed or cancelled job, and the descendants cancelled because of it, back to todo';
+
+CREATE FUNCTION procq.cancel_job(job_id bigint)
+RETURNS boolean
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_cancel_job';
+COMMENT ON FUNCTION procq.cancel_job(bigint) IS
+    'cancel a todo job and its waiting descendants; false when the job is not todo';
+
+CREATE FUNCTION procq.heartbeat(job_id bigint)
+RETURNS timestamptz
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_heartbeat';
+COMMENT ON FUNCTION procq.heartbeat(bigint) IS
+    'extend a doing job''s lease by procq.lease_duration; returns the new expiry';
+
+CREATE FUNCTION procq.recover_stalled()
+RETURNS integer
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_recover_stalled';
+COMMENT ON FUNCTION procq.recover_stalled() IS
+    'put doing jobs whose lease ran out back to todo (or failed); returns how many';
+
+CREATE FUNCTION procq.parent_results(job_id bigint)
+RETURNS jsonb
+LANGUAGE C STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_parent_results';
+COMMENT ON FUNCTION procq.parent_results(bigint) IS
+    'the results of the job''s parents, keyed by parent id';
+
+------------------------------------------------------------------------------
+-- Bookkeeping triggers (C, src/deps.c)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION procq.jobs_status_changed()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_jobs_status_changed';
+
+CREATE FUNCTION procq.jobs_deleted()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_jobs_deleted';
+
+CREATE FUNCTION procq.dependency_deleted()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_dependency_deleted';
+
+-- Any change of status (through the API or a DBA's UPDATE) releases,
+-- cancels or requeues dependents and moves lock queues along.  Taking a job
+-- (todo -> doing) needs none of that.
+CREATE TRIGGER jobs_status_changed
+    AFTER UPDATE OF status ON procq.jobs
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status <> 'doing')
+    EXECUTE FUNCTION procq.jobs_status_changed();
+
+-- A deleted live job with a lock hands the lock on.
+CREATE TRIGGER jobs_deleted
+    AFTER DELETE ON procq.jobs
+    FOR EACH ROW
+    WHEN (OLD.lock IS NOT NULL AND OLD.status IN ('todo', 'doing'))
+    EXECUTE FUNCTION procq.jobs_deleted();
+
+-- A dependency row that disappears (its parent or child was deleted, or a
+-- DBA removed it) is accounted for; a parent deleted before it succeeded
+-- cancels its dependents.
+CREATE TRIGGER dependency_deleted
+    AFTER DELETE ON procq.job_dependencies
+    FOR EACH ROW
+    EXECUTE FUNCTION procq.dependency_deleted();
+
+------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC; see README for the grants to give.
+------------------------------------------------------------------------------
+
+REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies FROM PUBLIC;
+REVOKE ALL ON SEQUENCE procq.jobs_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+    procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
+    procq.defer_workflow(jsonb),
+    procq.fetch_job(text[], text),
+    procq.finish_job(bigint, procq.job_status, jsonb, text),
+    procq.retry_job(bigint, timestamptz),
+    procq.cancel_job(bigint),
+    procq.heartbeat(bigint),
+    procq.recover_stalled(),
+    procq.parent_results(bigint),
+    procq.jobs_status_changed(),
+    procq.jobs_deleted(),
+    procq.dependency_deleted()
+FROM PUBLIC;
+REVOKE ALL ON SCHEMA procq FROM PUBLIC;

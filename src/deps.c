@@ -1,0 +1,562 @@
+/*-------------------------------------------------------------------------
+ *
+ * deps.c
+ *	  Dependency and lock bookkeeping, and the triggers that run it.
+ *
+ * Invariants kept here (see the columns of procq.jobs):
+ *
+ *	- pending_parents is the number of the job's parents that have not
+ *	  succeeded.  A succeeded parent releases its children; a parent that
+ *	  fails for good, is cancelled or is deleted before it succeeded cancels
+ *	  every waiting descendant.
+ *	- In each lock queue (live jobs sharing a lock value) at most one job is
+ *	  not lock_blocked: the doing one if there is one, else the todo job with
+ *	  the lowest id.
+ *
+ * Cascades walk the graph one level per statement, iteratively: a chain of
+ * any length takes no stack, and each level's statement runs with a fresh
+ * snapshot, so it sees children whose defer committed while we waited for
+ * a row lock on their parent.
+ *
+ * The status trigger is the single place where a change of status has its
+ * consequences, whether the API or a DBA's UPDATE made it.  While it runs,
+ * the status changes its own statements make must not trigger it again
+ * (the walk handles them); pq_bookkeeping_depth says so.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "procq.h"
+
+PG_FUNCTION_INFO_V1(procq_jobs_status_changed);
+PG_FUNCTION_INFO_V1(procq_jobs_deleted);
+PG_FUNCTION_INFO_V1(procq_dependency_deleted);
+
+/*
+ * Greater than zero while this backend runs bookkeeping; the status
+ * trigger then leaves the changes to the code that is running.  Restored
+ * by PG_FINALLY when an error escapes.
+ */
+static int	pq_bookkeeping_depth = 0;
+
+/* A list of ids that grows as a walk finds them. */
+typedef struct IdList
+{
+	int64	   *ids;
+	int			n;
+	int			cap;
+} IdList;
+
+/*
+ * idlist_add appends an id to a list.
+ */
+static void
+idlist_add(IdList *list, int64 id)
+{
+	if (list->n == list->cap)
+	{
+		list->cap = Max(16, list->cap * 2);
+		list->ids = list->ids
+			? repalloc(list->ids, sizeof(int64) * list->cap)
+			: palloc(sizeof(int64) * list->cap);
+	}
+	list->ids[list->n++] = id;
+}
+
+/*
+ * ids_datum builds a bigint[] Datum from a list of ids.
+ */
+static Datum
+ids_datum(IdList *list)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list->n, 1));
+	Datum		result;
+
+	for (int i = 0; i < list->n; i++)
+		elems[i] = Int64GetDatum(list->ids[i]);
+	result = PointerGetDatum(construct_array(elems, list->n, INT8OID,
+											 sizeof(int64), FLOAT8PASSBYVAL,
+											 TYPALIGN_DOUBLE));
+	pfree(elems);
+	return result;
+}
+
+/*
+ * cmp_cstring_cells orders a List of C strings for list_sort.
+ */
+static int
+cmp_cstring_cells(const ListCell *a, const ListCell *b)
+{
+	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
+/*
+ * refresh_locks moves along each lock queue named in locks (a List of C
+ * strings, duplicates allowed), each once.
+ */
+static void
+refresh_locks(List *locks)
+{
+	char	   *previous = NULL;
+	ListCell   *lc;
+
+	list_sort(locks, cmp_cstring_cells);
+	foreach(lc, locks)
+	{
+		char	   *lock = (char *) lfirst(lc);
+
+		if (previous == NULL || strcmp(previous, lock) != 0)
+			pq_refresh_lock(lock);
+		previous = lock;
+	}
+}
+
+/*
+ * pq_refresh_lock restores the lock queue invariant for one lock value
+ * after a job joined or left it: no todo job may start while one is doing,
+ * else only the todo job with the lowest id may.
+ *
+ * Changes to a lock queue are serialized by pq_lock_key, except fetching
+ * its head, which takes no advisory lock.  So before deciding we lock the
+ * current head row: a fetch of it in progress finishes first, and no
+ * fetch can start while we decide (only the head is fetchable).
+ */
+void
+pq_refresh_lock(const char *lock)
+{
+	Datum		v[2];
+	int			nheads;
+	int64	   *todo_heads;
+	int			ntodo_heads = 0;
+	bool		doing = false;
+	int64		desired = 0;
+	bool		isnull;
+
+	pq_lock_key(lock);
+
+	v[0] = CStringGetTextDatum(lock);
+	nheads = pq_exec(PQ_LOCK_HEAD, v, NULL, 0);
+	todo_heads = palloc(sizeof(int64) * Max(nheads, 1));
+	for (int i = 0; i < nheads; i++)
+	{
+		char	   *status = pq_get_text(i, 2);
+
+		if (strcmp(status, "doing") == 0)
+			doing = true;
+		else
+			todo_heads[ntodo_heads++] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
+	}
+
+	if (!doing && pq_exec(PQ_LOCK_FIRST_TODO, v, NULL, 1) == 1)
+		desired = DatumGetInt64(pq_get_attr(0, 1, &isnull));
+
+	for (int i = 0; i < ntodo_heads; i++)
+	{
+		if (todo_heads[i] == desired)
+		{
+			desired = 0;		/* already the head */
+			continue;
+		}
+		v[0] = Int64GetDatum(todo_heads[i]);
+		v[1] = BoolGetDatum(true);
+		pq_exec(PQ_SET_LOCK_BLOCKED, v, NULL, 1);
+	}
+
+	if (desired != 0)
+	{
+		v[0] = Int64GetDatum(desired);
+		v[1] = BoolGetDatum(false);
+		if (pq_exec(PQ_SET_LOCK_BLOCKED, v, NULL, 1) == 1 &&
+			DatumGetBool(pq_get_attr(0, 2, &isnull)))
+			pq_notify_ready(pq_get_text(0, 1));
+	}
+}
+
+/*
+ * release_children decrements pending_parents of every child of a job that
+ * just succeeded, and notifies the queues of children that became ready.
+ * Two parents succeeding at once serialize on the child's row lock, and
+ * each sees the other's decrement: the child is released exactly once.
+ */
+static void
+release_children(int64 parent)
+{
+	Datum		v[1] = {Int64GetDatum(parent)};
+	int			nqueues = pq_exec(PQ_RELEASE_CHILDREN, v, NULL, 0);
+
+	for (int i = 0; i < nqueues; i++)
+		pq_notify_ready(pq_get_text(i, 1));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * cancel_descendants cancels, level by level, every todo descendant of a
+ * job that ended without success.  Its children's error reads "parent job
+ * <id> <first>", deeper ones "parent job <id> <deeper>".  Each cancelled
+ * job records in cancelled_by the parent it was cancelled through, so that
+ * retrying the root requeues exactly these jobs.
+ */
+static void
+cancel_descendants(int64 root, const char *first, const char *deeper)
+{
+	IdList		frontier = {0};
+	List	   *locks = NIL;
+	Datum		v[2];
+
+	idlist_add(&frontier, root);
+	v[1] = CStringGetTextDatum(first);
+
+	while (frontier.n > 0)
+	{
+		IdList		next = {0};
+		int			n;
+
+		v[0] = ids_datum(&frontier);
+		n = pq_exec(PQ_CANCEL_CHILDREN, v, NULL, 0);
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull;
+			char	   *lock = pq_get_text(i, 2);
+
+			idlist_add(&next, DatumGetInt64(pq_get_attr(i, 1, &isnull)));
+			if (lock != NULL)
+				locks = lappend(locks, lock);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		pfree(DatumGetPointer(v[0]));
+		if (frontier.ids)
+			pfree(frontier.ids);
+		frontier = next;
+		v[1] = CStringGetTextDatum(deeper);
+	}
+
+	refresh_locks(locks);
+}
+
+/*
+ * revive_descendants puts back to todo, level by level, the descendants
+ * that were cancelled through a job that has just been requeued.  A child
+ * that still has another failed or cancelled parent stays cancelled, and
+ * is blamed on that parent instead, so that retrying it requeues the child.
+ */
+static void
+revive_descendants(int64 root)
+{
+	IdList		frontier = {0};
+	List	   *locks = NIL;
+	Datum		v[1];
+
+	idlist_add(&frontier, root);
+
+	while (frontier.n > 0)
+	{
+		IdList		next = {0};
+		int			n;
+
+		v[0] = ids_datum(&frontier);
+		n = pq_exec(PQ_REVIVE_CHILDREN, v, NULL, 0);
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull;
+			char	   *lock = pq_get_text(i, 3);
+
+			idlist_add(&next, DatumGetInt64(pq_get_attr(i, 1, &isnull)));
+			if (lock != NULL)
+				locks = lappend(locks, lock);
+			else if (DatumGetBool(pq_get_attr(i, 4, &isnull)))
+				pq_notify_ready(pq_get_text(i, 2));
+		}
+		SPI_freetuptable(SPI_tuptable);
+		pq_exec(PQ_REBLAME_CHILDREN, v, NULL, 0);
+		pfree(DatumGetPointer(v[0]));
+		if (frontier.ids)
+			pfree(frontier.ids);
+		frontier = next;
+	}
+
+	refresh_locks(locks);
+}
+
+/*
+ * The columns of a job row that the triggers need.
+ */
+typedef struct JobRow
+{
+	int64		id;
+	char	   *status;
+	char	   *queue;
+	char	   *lock;			/* NULL when none */
+	bool		ready;			/* todo and fetchable */
+} JobRow;
+
+/*
+ * job_row_from reads a JobRow from a row of procq.jobs.
+ */
+static JobRow
+job_row_from(HeapTuple tuple, TupleDesc desc)
+{
+	JobRow		row;
+	bool		isnull;
+	bool		pending_zero;
+	bool		blocked;
+	bool		delayed;
+
+	row.id = DatumGetInt64(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "id"), &isnull));
+	row.status = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "status"));
+	row.queue = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "queue"));
+	row.lock = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "lock"));
+	pending_zero = DatumGetInt32(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "pending_parents"), &isnull)) == 0;
+	blocked = DatumGetBool(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "lock_blocked"), &isnull));
+	delayed = DatumGetBool(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "delayed"), &isnull));
+	row.ready = strcmp(row.status, "todo") == 0 && pending_zero && !blocked && !delayed;
+	return row;
+}
+
+/*
+ * trigger_data checks that a trigger function was called the way the
+ * install script declares it, and returns its TriggerData.
+ */
+static TriggerData *
+trigger_data(FunctionCallInfo fcinfo, const char *name)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be fired as an AFTER ... FOR EACH ROW trigger", name)));
+	return trigdata;
+}
+
+/*
+ * status_changed does what a job's change of status means for the other
+ * jobs.  Called from the status trigger with SPI connected.
+ */
+static void
+status_changed(JobRow *old, JobRow *new)
+{
+	bool		from_final_failure = strcmp(old->status, "failed") == 0 ||
+		strcmp(old->status, "cancelled") == 0;
+
+	if (strcmp(old->status, "succeeded") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld has succeeded and cannot change status",
+						(long long) old->id),
+				 errdetail("Its children may already have run."),
+				 errhint("Defer a new job to run the task again.")));
+
+	if (strcmp(new->status, "succeeded") == 0)
+		release_children(new->id);
+	else if (strcmp(new->status, "failed") == 0)
+		cancel_descendants(new->id, "failed",
+						   psprintf("was cancelled (job %lld failed)", (long long) new->id));
+	else if (strcmp(new->status, "cancelled") == 0)
+		cancel_descendants(new->id, "was cancelled",
+						   psprintf("was cancelled (job %lld was cancelled)", (long long) new->id));
+	else if (strcmp(new->status, "todo") == 0 && from_final_failure)
+	{
+		Datum		v[1] = {Int64GetDatum(new->id)};
+
+		if (pq_exec(PQ_FAILED_PARENT, v, NULL, 1) == 1)
+		{
+			bool		isnull;
+			int64		parent = DatumGetInt64(pq_get_attr(0, 1, &isnull));
+
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("job %lld cannot go back to todo while its parent job %lld is %s",
+							(long long) new->id, (long long) parent, pq_get_text(0, 2)),
+					 errhint("Retry job %lld instead: that requeues its cancelled descendants too.",
+							 (long long) parent)));
+		}
+		revive_descendants(new->id);
+	}
+
+	if (new->lock != NULL)
+		pq_refresh_lock(new->lock);
+	else if (new->ready)
+		pq_notify_ready(new->queue);
+}
+
+/*
+ * run_bookkeeping runs fn(arg1, arg2) with SPI connected and the
+ * bookkeeping depth raised, restoring the depth if an error escapes (a
+ * caller may catch the error in a subtransaction and go on).
+ */
+static void
+run_bookkeeping(void (*fn) (void *, void *), void *arg1, void *arg2)
+{
+	pq_connect();
+	pq_bookkeeping_depth++;
+	PG_TRY();
+	{
+		fn(arg1, arg2);
+	}
+	PG_FINALLY();
+	{
+		pq_bookkeeping_depth--;
+	}
+	PG_END_TRY();
+	pq_finish();
+}
+
+/*
+ * status_changed_cb adapts status_changed to run_bookkeeping.
+ */
+static void
+status_changed_cb(void *old, void *new)
+{
+	status_changed((JobRow *) old, (JobRow *) new);
+}
+
+/*
+ * procq.jobs_status_changed(): AFTER UPDATE OF status ON procq.jobs.
+ *
+ * Fires (per its WHEN clause) when a job's status changed to anything but
+ * doing.  Does nothing for the changes bookkeeping itself makes.
+ */
+Datum
+procq_jobs_status_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_status_changed");
+	TupleDesc	desc = trigdata->tg_relation->rd_att;
+	JobRow		old;
+	JobRow		new;
+
+	if (pq_bookkeeping_depth > 0)
+		return PointerGetDatum(NULL);
+
+	old = job_row_from(trigdata->tg_trigtuple, desc);
+	new = job_row_from(trigdata->tg_newtuple, desc);
+	run_bookkeeping(status_changed_cb, &old, &new);
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * refresh_lock_cb adapts pq_refresh_lock to run_bookkeeping.
+ */
+static void
+refresh_lock_cb(void *lock, void *unused)
+{
+	pq_refresh_lock((const char *) lock);
+}
+
+/*
+ * procq.jobs_deleted(): AFTER DELETE ON procq.jobs, for live jobs with a
+ * lock: the lock queue moves along.
+ */
+Datum
+procq_jobs_deleted(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_deleted");
+	JobRow		old = job_row_from(trigdata->tg_trigtuple,
+								   trigdata->tg_relation->rd_att);
+
+	if (old.lock != NULL)
+		run_bookkeeping(refresh_lock_cb, old.lock, NULL);
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * dependency_gone accounts for a deleted dependency row (child, parent).
+ *
+ * If the parent still exists, a DBA removed the dependency: the child
+ * waits for one parent less.  If the parent was deleted, we learn whether
+ * it had succeeded by recounting the child's unsucceeded parents: a
+ * parent that had not succeeded was counted in pending_parents and is now
+ * gone from the count.  Then the child, if it was waiting, is cancelled
+ * with its descendants: a delete never releases a child.
+ */
+static void
+dependency_gone(void *childp, void *parentp)
+{
+	int64		child = *(int64 *) childp;
+	int64		parent = *(int64 *) parentp;
+	Datum		v[3];
+	bool		isnull;
+	char	   *child_status;
+	int32		pending;
+	int32		now_pending;
+	char	   *lock;
+	char	   *how;
+
+	v[0] = Int64GetDatum(child);
+	if (pq_exec(PQ_CHILD_FOR_UPDATE, v, NULL, 1) == 0)
+		return;					/* the child itself was deleted */
+	child_status = pq_get_text(0, 1);
+	pending = DatumGetInt32(pq_get_attr(0, 2, &isnull));
+
+	v[0] = Int64GetDatum(parent);
+	if (pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 1)
+	{
+		if (strcmp(pq_get_text(0, 1), "succeeded") == 0)
+			return;
+		now_pending = pending - 1;
+	}
+	else
+	{
+		if (pending == 0)
+			return;				/* every parent had succeeded */
+		v[0] = Int64GetDatum(child);
+		pq_exec(PQ_COUNT_PENDING_PARENTS, v, NULL, 1);
+		now_pending = DatumGetInt32(pq_get_attr(0, 1, &isnull));
+		if (now_pending == pending)
+			return;				/* the deleted parent had succeeded */
+	}
+
+	v[0] = Int64GetDatum(child);
+	v[1] = Int32GetDatum(now_pending);
+	pq_exec(PQ_ADJUST_PENDING, v, NULL, 1);
+	if (DatumGetBool(pq_get_attr(0, 2, &isnull)))
+		pq_notify_ready(pq_get_text(0, 1));
+
+	/* The parent still exists: only a dependency was removed. */
+	v[0] = Int64GetDatum(parent);
+	if (pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 1 || strcmp(child_status, "todo") != 0)
+		return;
+
+	how = psprintf("was deleted before it succeeded");
+	v[0] = Int64GetDatum(child);
+	v[1] = Int64GetDatum(parent);
+	v[2] = CStringGetTextDatum(psprintf("parent job %lld %s", (long long) parent, how));
+	if (pq_exec(PQ_CANCEL_ORPHAN, v, NULL, 1) == 0)
+		return;
+	lock = pq_get_text(0, 1);
+	cancel_descendants(child, psprintf("was cancelled (job %lld %s)", (long long) parent, how),
+					   psprintf("was cancelled (job %lld %s)", (long long) parent, how));
+	if (lock != NULL)
+		pq_refresh_lock(lock);
+}
+
+/*
+ * procq.dependency_deleted(): AFTER DELETE ON procq.job_dependencies.
+ */
+Datum
+procq_dependency_deleted(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = trigger_data(fcinfo, "procq.dependency_deleted");
+	TupleDesc	desc = trigdata->tg_relation->rd_att;
+	bool		isnull;
+	int64		child;
+	int64		parent;
+
+	child = DatumGetInt64(SPI_getbinval(trigdata->tg_trigtuple, desc,
+										SPI_fnumber(desc, "job_id"), &isnull));
+	parent = DatumGetInt64(SPI_getbinval(trigdata->tg_trigtuple, desc,
+										 SPI_fnumber(desc, "depends_on"), &isnull));
+	run_bookkeeping(dependency_gone, &child, &parent);
+
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,495 @@
+/*-------------------------------------------------------------------------
+ *
+ * procq.c
+ *	  Module entry point, settings, and the executor for procq's internal
+ *	  statements.
+ *
+ * Every statement procq runs on its own tables is listed here once, with
+ * its parameter types, and prepared on first use with SPI_keepplan.  They
+ * all go through pq_exec(), which
+ *
+ *	- runs them as the owner of procq.jobs, so that application roles need
+ *	  EXECUTE on the API functions but no privileges on the tables, and
+ *	- gives each a fresh snapshot, so that the bookkeeping sees rows that
+ *	  concurrent transactions committed while we waited for a row lock, in
+ *	  every isolation level (in READ COMMITTED that is what SPI would do
+ *	  anyway; in REPEATABLE READ the transaction snapshot would be stale).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/async.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "procq.h"
+
+PG_MODULE_MAGIC;
+
+/* procq.lease_duration: seconds a fetched job is leased to its worker. */
+int			pq_lease_duration = 300;
+
+/* procq.retry_delay: base of the exponential backoff between attempts. */
+int			pq_retry_delay = 10;
+
+/* procq.retry_delay_max: upper bound of that backoff. */
+int			pq_retry_delay_max = 3600;
+
+/*
+ * First key of the advisory locks that serialize changes to one lock
+ * queue (pq_lock_key); the second key is a hash of the lock value.  It
+ * spells "proq" in ASCII.
+ */
+#define PQ_ADVISORY_CLASS 1886547825
+
+/* A job is ready to be fetched when this holds. */
+#define READY_COND \
+	"status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed"
+
+/* The UPDATE that takes the best ready job, completed by a queue filter. */
+#define FETCH_PREFIX \
+	"UPDATE procq.jobs SET status = 'doing', attempts = attempts + 1," \
+	" started_at = clock_timestamp(), finished_at = NULL," \
+	" worker = coalesce($1, 'backend ' || pg_backend_pid())," \
+	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)" \
+	" WHERE id = (SELECT id FROM procq.jobs WHERE " READY_COND
+#define FETCH_SUFFIX \
+	" ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *"
+
+typedef struct PQStmtDef
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[13];
+} PQStmtDef;
+
+/*
+ * The SQL text and parameter types of every internal statement, indexed by
+ * PQStmt.  Keep this in the order of the enum in procq.h.
+ */
+static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
+	[PQ_LOCK_PARENTS] = {
+		"SELECT id, status::text FROM procq.jobs WHERE id = ANY($1)"
+		" ORDER BY id FOR SHARE",
+		1, {INT8ARRAYOID}
+	},
+	[PQ_LOCK_QUEUE_BUSY] = {
+		"SELECT EXISTS (SELECT 1 FROM procq.jobs"
+		" WHERE lock = $1 AND status IN ('todo', 'doing'))",
+		1, {TEXTOID}
+	},
+	[PQ_INSERT_JOB] = {
+		"INSERT INTO procq.jobs (queue, task, args, status, priority,"
+		" scheduled_at, max_attempts, lock, queueing_lock, pending_parents,"
+		" lock_blocked, delayed, cancelled_by, error, finished_at)"
+		" VALUES ($1, $2, $3, $4::procq.job_status, $5, $6, $7, $8, $9, $10,"
+		" $11 AND $4 = 'todo',"
+		" $4 = 'todo' AND $6 IS NOT NULL AND $6 > statement_timestamp(),"
+		" $12, $13, CASE WHEN $4 = 'todo' THEN NULL ELSE clock_timestamp() END)"
+		" ON CONFLICT (queueing_lock)"
+		" WHERE status = 'todo' AND queueing_lock IS NOT NULL DO NOTHING"
+		" RETURNING id, " READY_COND,
+		13, {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
+		INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID, INT8OID, TEXTOID}
+	},
+	[PQ_INSERT_DEPS] = {
+		"INSERT INTO procq.job_dependencies (job_id, depends_on)"
+		" SELECT $1, p FROM unnest($2::bigint[]) AS p",
+		2, {INT8OID, INT8ARRAYOID}
+	},
+	[PQ_QUEUEING_LOCK_HOLDER] = {
+		"SELECT id FROM procq.jobs WHERE queueing_lock = $1 AND status = 'todo'",
+		1, {TEXTOID}
+	},
+	[PQ_PROMOTE_DUE] = {
+		"WITH due AS (SELECT id FROM procq.jobs"
+		"  WHERE status = 'todo' AND delayed"
+		"  AND scheduled_at <= statement_timestamp()"
+		"  ORDER BY scheduled_at LIMIT 10 FOR UPDATE SKIP LOCKED)"
+		" UPDATE procq.jobs j SET delayed = false FROM due WHERE j.id = due.id"
+		" RETURNING j.queue, j.pending_parents = 0 AND NOT j.lock_blocked",
+		0, {InvalidOid}
+	},
+	[PQ_FETCH_ANY] = {
+		FETCH_PREFIX FETCH_SUFFIX,
+		2, {TEXTOID, INT4OID}
+	},
+	[PQ_FETCH_ONE_QUEUE] = {
+		FETCH_PREFIX " AND queue = $3" FETCH_SUFFIX,
+		3, {TEXTOID, INT4OID, TEXTOID}
+	},
+	[PQ_FETCH_QUEUES] = {
+		FETCH_PREFIX " AND queue = ANY($3)" FETCH_SUFFIX,
+		3, {TEXTOID, INT4OID, TEXTARRAYOID}
+	},
+	[PQ_LOCK_JOB] = {
+		"SELECT status::text, attempts, max_attempts, queueing_lock"
+		" FROM procq.jobs WHERE id = $1 FOR UPDATE",
+		1, {INT8OID}
+	},
+	[PQ_FINISH] = {
+		"UPDATE procq.jobs SET status = $2::procq.job_status,"
+		" result = $3, error = $4, lease_expires_at = NULL,"
+		" finished_at = CASE WHEN $2 = 'todo' THEN NULL ELSE clock_timestamp() END,"
+		" scheduled_at = CASE WHEN $2 = 'todo'"
+		"   THEN clock_timestamp() + make_interval(secs => $5) ELSE scheduled_at END,"
+		" delayed = ($2 = 'todo' AND $5 > 0)"
+		" WHERE id = $1 RETURNING status::text",
+		5, {INT8OID, TEXTOID, JSONBOID, TEXTOID, FLOAT8OID}
+	},
+	[PQ_RETRY] = {
+		"UPDATE procq.jobs SET status = 'todo', attempts = 0, result = NULL,"
+		" error = NULL, finished_at = NULL, cancelled_by = NULL,"
+		" scheduled_at = $2,"
+		" delayed = $2 IS NOT NULL AND $2 > statement_timestamp(),"
+		" lock_blocked = lock IS NOT NULL"
+		" WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING id",
+		2, {INT8OID, TIMESTAMPTZOID}
+	},
+	[PQ_CANCEL] = {
+		"UPDATE procq.jobs SET status = 'cancelled', finished_at = clock_timestamp(),"
+		" error = 'cancelled by procq.cancel_job', lock_blocked = false,"
+		" delayed = false"
+		" WHERE id = $1 AND status = 'todo' RETURNING id",
+		1, {INT8OID}
+	},
+	[PQ_HEARTBEAT] = {
+		"UPDATE procq.jobs"
+		" SET lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
+		" WHERE id = $1 AND status = 'doing' RETURNING lease_expires_at",
+		2, {INT8OID, INT4OID}
+	},
+	[PQ_RECOVER_STALLED] = {
+		"WITH stalled AS (SELECT id FROM procq.jobs"
+		"  WHERE status = 'doing' AND lease_expires_at < statement_timestamp()"
+		"  ORDER BY lease_expires_at FOR UPDATE SKIP LOCKED),"
+		" decided AS (SELECT j.id, j.attempts < j.max_attempts"
+		"  AND NOT EXISTS (SELECT 1 FROM procq.jobs q WHERE q.status = 'todo'"
+		"   AND q.queueing_lock = j.queueing_lock) AS again"
+		"  FROM stalled s JOIN procq.jobs j ON j.id = s.id)"
+		" UPDATE procq.jobs j SET"
+		" status = CASE WHEN d.again THEN 'todo' ELSE 'failed' END::procq.job_status,"
+		" finished_at = CASE WHEN d.again THEN NULL ELSE clock_timestamp() END,"
+		" error = format('lease expired at %s on worker %s', j.lease_expires_at, j.worker),"
+		" lease_expires_at = NULL"
+		" FROM decided d WHERE j.id = d.id RETURNING j.id",
+		0, {InvalidOid}
+	},
+	[PQ_PARENT_RESULTS] = {
+		"SELECT coalesce(jsonb_object_agg(p.id::text, p.result), '{}')"
+		" FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on"
+		" WHERE d.job_id = $1",
+		1, {INT8OID}
+	},
+	[PQ_JOB_EXISTS] = {
+		"SELECT status::text FROM procq.jobs WHERE id = $1",
+		1, {INT8OID}
+	},
+	[PQ_RELEASE_CHILDREN] = {
+		"WITH released AS (UPDATE procq.jobs j"
+		"  SET pending_parents = j.pending_parents - 1"
+		"  FROM procq.job_dependencies d"
+		"  WHERE d.depends_on = $1 AND j.id = d.job_id"
+		"  RETURNING j.queue, j." READY_COND " AS ready)"
+		" SELECT DISTINCT queue FROM released WHERE ready",
+		1, {INT8OID}
+	},
+	[PQ_CANCEL_CHILDREN] = {
+		"UPDATE procq.jobs j SET status = 'cancelled',"
+		" finished_at = clock_timestamp(), cancelled_by = d.depends_on,"
+		" error = 'parent job ' || d.depends_on || ' ' || $2,"
+		" lock_blocked = false, delayed = false"
+		" FROM procq.job_dependencies d"
+		" WHERE d.depends_on = ANY($1) AND j.id = d.job_id AND j.status = 'todo'"
+		" RETURNING j.id, j.lock",
+		2, {INT8ARRAYOID, TEXTOID}
+	},
+	[PQ_REVIVE_CHILDREN] = {
+		"UPDATE procq.jobs j SET status = 'todo', finished_at = NULL,"
+		" cancelled_by = NULL, error = NULL,"
+		" delayed = j.scheduled_at IS NOT NULL"
+		"  AND j.scheduled_at > statement_timestamp(),"
+		" lock_blocked = j.lock IS NOT NULL"
+		" FROM procq.job_dependencies d"
+		" WHERE d.depends_on = ANY($1) AND j.id = d.job_id"
+		" AND j.status = 'cancelled' AND j.cancelled_by = d.depends_on"
+		" AND NOT EXISTS (SELECT 1 FROM procq.job_dependencies d2"
+		"  JOIN procq.jobs p ON p.id = d2.depends_on"
+		"  WHERE d2.job_id = j.id AND p.status IN ('failed', 'cancelled'))"
+		" RETURNING j.id, j.queue, j.lock, j." READY_COND,
+		1, {INT8ARRAYOID}
+	},
+	[PQ_REBLAME_CHILDREN] = {
+		"WITH blame AS (SELECT DISTINCT ON (c.id) c.id, p.id AS parent, p.status"
+		"  FROM procq.job_dependencies d0"
+		"  JOIN procq.jobs c ON c.id = d0.job_id AND c.status = 'cancelled'"
+		"   AND c.cancelled_by = d0.depends_on"
+		"  JOIN procq.job_dependencies d ON d.job_id = c.id"
+		"  JOIN procq.jobs p ON p.id = d.depends_on"
+		"   AND p.status IN ('failed', 'cancelled')"
+		"  WHERE d0.depends_on = ANY($1) ORDER BY c.id, p.id)"
+		" UPDATE procq.jobs j SET cancelled_by = b.parent,"
+		" error = 'parent job ' || b.parent || CASE b.status"
+		"  WHEN 'failed' THEN ' failed' ELSE ' was cancelled' END"
+		" FROM blame b WHERE j.id = b.id",
+		1, {INT8ARRAYOID}
+	},
+	[PQ_FAILED_PARENT] = {
+		"SELECT p.id, p.status::text FROM procq.job_dependencies d"
+		" JOIN procq.jobs p ON p.id = d.depends_on"
+		" WHERE d.job_id = $1 AND p.status IN ('failed', 'cancelled')"
+		" ORDER BY p.id LIMIT 1",
+		1, {INT8OID}
+	},
+	[PQ_LOCK_HEAD] = {
+		"SELECT id, status::text FROM procq.jobs"
+		" WHERE lock = $1 AND status IN ('todo', 'doing') AND NOT lock_blocked"
+		" FOR UPDATE",
+		1, {TEXTOID}
+	},
+	[PQ_LOCK_FIRST_TODO] = {
+		"SELECT id FROM procq.jobs"
+		" WHERE lock = $1 AND status IN ('todo', 'doing') AND status = 'todo'"
+		" ORDER BY id LIMIT 1",
+		1, {TEXTOID}
+	},
+	[PQ_SET_LOCK_BLOCKED] = {
+		"UPDATE procq.jobs SET lock_blocked = $2"
+		" WHERE id = $1 AND status = 'todo' RETURNING queue, " READY_COND,
+		2, {INT8OID, BOOLOID}
+	},
+	[PQ_CHILD_FOR_UPDATE] = {
+		"SELECT status::text, pending_parents FROM procq.jobs"
+		" WHERE id = $1 FOR UPDATE",
+		1, {INT8OID}
+	},
+	[PQ_COUNT_PENDING_PARENTS] = {
+		"SELECT count(*)::int4 FROM procq.job_dependencies d"
+		" JOIN procq.jobs p ON p.id = d.depends_on"
+		" WHERE d.job_id = $1 AND p.status <> 'succeeded'",
+		1, {INT8OID}
+	},
+	[PQ_ADJUST_PENDING] = {
+		"UPDATE procq.jobs SET pending_parents = $2 WHERE id = $1"
+		" RETURNING queue, " READY_COND,
+		2, {INT8OID, INT4OID}
+	},
+	[PQ_CANCEL_ORPHAN] = {
+		"UPDATE procq.jobs SET status = 'cancelled',"
+		" finished_at = clock_timestamp(), cancelled_by = $2, error = $3,"
+		" lock_blocked = false, delayed = false"
+		" WHERE id = $1 AND status = 'todo' RETURNING lock",
+		3, {INT8OID, INT8OID, TEXTOID}
+	},
+};
+
+/*
+ * Prepared plans, one per PQStmt, made on first use and kept for the life
+ * of the backend.  Plans survive DROP/CREATE EXTENSION: the plan cache
+ * replans them when the tables they name change.
+ */
+static SPIPlanPtr pq_plans[PQ_NUM_STMTS];
+
+/*
+ * Owner of procq.jobs, looked up by pq_connect() for the API call or
+ * trigger in progress; pq_exec() runs statements as this role.
+ */
+static Oid	pq_owner = InvalidOid;
+
+void		_PG_init(void);
+
+/*
+ * _PG_init registers procq's settings.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("procq.lease_duration",
+							"How long a fetched job is leased to its worker.",
+							"A doing job whose lease ran out is put back by "
+							"procq.recover_stalled(); procq.heartbeat() extends it.",
+							&pq_lease_duration,
+							300, 1, INT_MAX / 2,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("procq.retry_delay",
+							"Delay before the second attempt of a failed job.",
+							"Each further attempt waits twice as long, up to "
+							"procq.retry_delay_max.",
+							&pq_retry_delay,
+							10, 0, INT_MAX / 2,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("procq.retry_delay_max",
+							"Upper bound of the delay between attempts.",
+							NULL,
+							&pq_retry_delay_max,
+							3600, 0, INT_MAX / 2,
+							PGC_USERSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("procq");
+}
+
+/*
+ * pq_connect opens an SPI connection for an API function or trigger and
+ * finds the role its internal statements run as.
+ */
+void
+pq_connect(void)
+{
+	Oid			nspid;
+	Oid			relid;
+	HeapTuple	tuple;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "procq: SPI_connect failed");
+
+	nspid = get_namespace_oid("procq", false);
+	relid = get_relname_relid("jobs", nspid);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table procq.jobs does not exist"),
+				 errhint("Reinstall the extension with DROP EXTENSION procq; CREATE EXTENSION procq;")));
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	pq_owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+}
+
+/*
+ * pq_finish closes the SPI connection opened by pq_connect.
+ */
+void
+pq_finish(void)
+{
+	SPI_finish();
+}
+
+/*
+ * pq_prepare returns the kept plan of an internal statement, preparing it
+ * on first use.
+ */
+static SPIPlanPtr
+pq_prepare(PQStmt stmt)
+{
+	const PQStmtDef *def = &pq_stmt_defs[stmt];
+	SPIPlanPtr	plan;
+
+	if (pq_plans[stmt] != NULL)
+		return pq_plans[stmt];
+
+	plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+	if (plan == NULL)
+		elog(ERROR, "procq: could not prepare statement %d: %s",
+			 (int) stmt, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "procq: could not keep plan of statement %d", (int) stmt);
+	pq_plans[stmt] = plan;
+	return plan;
+}
+
+/*
+ * pq_exec runs an internal statement as the owner of procq's tables, with
+ * a snapshot taken now, and returns the number of rows it processed; the
+ * rows themselves are in SPI_tuptable.  count limits the rows (0: all).
+ *
+ * If the statement fails, the error aborts the (sub)transaction, which
+ * also restores the user id we switched away from.
+ */
+int
+pq_exec(PQStmt stmt, Datum *values, const char *nulls, long count)
+{
+	SPIPlanPtr	plan = pq_prepare(stmt);
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
+
+	Assert(OidIsValid(pq_owner));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(pq_owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+
+	ret = SPI_execute_snapshot(plan, values, nulls,
+							   GetLatestSnapshot(), InvalidSnapshot,
+							   false, true, count);
+
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	if (ret < 0)
+		elog(ERROR, "procq: statement %d failed: %s",
+			 (int) stmt, SPI_result_code_string(ret));
+	return (int) SPI_processed;
+}
+
+/*
+ * pq_get_attr returns column col (1-based) of row row of the last
+ * statement's result.
+ */
+Datum
+pq_get_attr(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+						 col, isnull);
+}
+
+/*
+ * pq_get_text returns column col of row row of the last result as a C
+ * string in the caller's memory context, or NULL for SQL NULL.
+ */
+char *
+pq_get_text(int row, int col)
+{
+	bool		isnull;
+	Datum		d = pq_get_attr(row, col, &isnull);
+
+	if (isnull)
+		return NULL;
+	return TextDatumGetCString(d);
+}
+
+/*
+ * pq_notify_ready tells LISTENers on channel "procq" that a job of queue
+ * became ready.  PostgreSQL sends a notification once per distinct
+ * channel and payload per transaction, and only if it commits.
+ */
+void
+pq_notify_ready(const char *queue)
+{
+	Async_Notify(PQ_NOTIFY_CHANNEL, queue);
+}
+
+/*
+ * pq_lock_key serializes, until the end of the transaction, every change
+ * to the queue of jobs that share one lock value: deferring into it,
+ * moving its head along.  Fetching a job does not take it (see
+ * pq_refresh_lock for why that is safe).
+ */
+void
+pq_lock_key(const char *lock)
+{
+	LOCKTAG		tag;
+	uint32		hash;
+
+	hash = DatumGetUInt32(hash_any((const unsigned char *) lock, strlen(lock)));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, PQ_ADVISORY_CLASS, hash, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
