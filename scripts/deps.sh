@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# deps.sh: install the Debian 12 packages procq needs to build, test and demo,
+# when some are missing (quiet otherwise).  It creates and starts no cluster;
+# a 'main' cluster that the postgresql package sets up is left alone.
+set -euo pipefail
+
+packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
+    libipc-run-perl graphviz make gcc)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$pkg")
+done
+((${#missing[@]})) || exit 0
+
+sudo=()
+if ((EUID != 0)); then
+    command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    sudo=(sudo)
+fi
+echo "deps.sh: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
