@@ -74,6 +74,25 @@ job_status_of(int64 job_id)
 }
 
 /*
+ * lock_queue_of takes the advisory lock of the job's lock queue, if it
+ * has a lock, before the caller locks the job's row: the status trigger
+ * will move that queue along, and that lock must come first (pq_lock_key).
+ * Raises an error when the job does not exist.
+ */
+static void
+lock_queue_of(int64 job_id)
+{
+	Datum		v[1] = {Int64GetDatum(job_id)};
+	char	   *lock;
+
+	if (pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 0)
+		job_not_found(job_id);
+	lock = pq_get_text(0, 2);
+	if (lock != NULL)
+		pq_lock_key(lock);
+}
+
+/*
  * int8_array builds a bigint[] Datum from n ids.
  */
 static Datum
@@ -477,6 +496,7 @@ procq_finish_job(PG_FUNCTION_ARGS)
 
 	pq_connect();
 
+	lock_queue_of(job_id);
 	v[0] = Int64GetDatum(job_id);
 	if (pq_exec(PQ_LOCK_JOB, v, NULL, 1) == 0)
 		job_not_found(job_id);
@@ -550,6 +570,7 @@ procq_retry_job(PG_FUNCTION_ARGS)
 
 	pq_connect();
 
+	lock_queue_of(job_id);
 	v[0] = Int64GetDatum(job_id);
 	if (pq_exec(PQ_LOCK_JOB, v, NULL, 1) == 0)
 		job_not_found(job_id);
@@ -598,10 +619,9 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 	job_id = PG_GETARG_INT64(0);
 
 	pq_connect();
+	lock_queue_of(job_id);
 	v[0] = Int64GetDatum(job_id);
 	cancelled = pq_exec(PQ_CANCEL, v, NULL, 1) == 1;
-	if (!cancelled)
-		(void) job_status_of(job_id);
 	pq_finish();
 
 	PG_RETURN_BOOL(cancelled);
@@ -646,18 +666,41 @@ procq_heartbeat(PG_FUNCTION_ARGS)
  * procq.recover_stalled() returns integer
  *
  * Doing jobs whose lease ran out (their worker died or hangs) go back to
- * todo, or to failed when they have no attempts left.  Rows being finished
- * right now are skipped, not waited for.
+ * todo, or to failed when they have no attempts left.  Jobs being finished
+ * right now, and jobs whose lock queue another transaction is changing,
+ * are skipped rather than waited for: the next call takes them.
  */
 Datum
 procq_recover_stalled(PG_FUNCTION_ARGS)
 {
-	int			recovered;
+	int			recovered = 0;
+	int			nstalled;
+	int64	   *ids;
+	char	  **locks;
 
 	pq_connect();
-	recovered = pq_exec(PQ_RECOVER_STALLED, NULL, NULL, 0);
-	pq_finish();
 
+	nstalled = pq_exec(PQ_STALLED, NULL, NULL, 0);
+	ids = palloc(sizeof(int64) * Max(nstalled, 1));
+	locks = palloc(sizeof(char *) * Max(nstalled, 1));
+	for (int i = 0; i < nstalled; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
+		locks[i] = pq_get_text(i, 2);
+	}
+
+	for (int i = 0; i < nstalled; i++)
+	{
+		Datum		v[1] = {Int64GetDatum(ids[i])};
+
+		if (locks[i] != NULL && !pq_try_lock_key(locks[i], true))
+			continue;
+		recovered += pq_exec(PQ_RECOVER_STALLED, v, NULL, 1);
+	}
+
+	pq_finish();
 	PG_RETURN_INT32(recovered);
 }
 

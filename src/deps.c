@@ -124,9 +124,12 @@ refresh_locks(List *locks)
  * else only the todo job with the lowest id may.
  *
  * Changes to a lock queue are serialized by pq_lock_key, except fetching
- * its head, which takes no advisory lock.  So before deciding we lock the
- * current head row: a fetch of it in progress finishes first, and no
- * fetch can start while we decide (only the head is fetchable).
+ * its head, which takes no advisory lock.  Only the head is fetchable, so
+ * the one race is a fetch of the current todo head while we decide that
+ * another job should head the queue.  We therefore block the old head
+ * first: that UPDATE waits for a fetch in progress, and finds nothing to
+ * update if the fetch took the job, which is then running and keeps
+ * every other job blocked.
  */
 void
 pq_refresh_lock(const char *lock)
@@ -142,7 +145,7 @@ pq_refresh_lock(const char *lock)
 	pq_lock_key(lock);
 
 	v[0] = CStringGetTextDatum(lock);
-	nheads = pq_exec(PQ_LOCK_HEAD, v, NULL, 0);
+	nheads = pq_exec(PQ_LOCK_HEADS, v, NULL, 0);
 	todo_heads = palloc(sizeof(int64) * Max(nheads, 1));
 	for (int i = 0; i < nheads; i++)
 	{
@@ -166,7 +169,8 @@ pq_refresh_lock(const char *lock)
 		}
 		v[0] = Int64GetDatum(todo_heads[i]);
 		v[1] = BoolGetDatum(true);
-		pq_exec(PQ_SET_LOCK_BLOCKED, v, NULL, 1);
+		if (pq_exec(PQ_SET_LOCK_BLOCKED, v, NULL, 1) == 0)
+			desired = 0;		/* it was fetched meanwhile: now doing */
 	}
 
 	if (desired != 0)
@@ -197,6 +201,28 @@ release_children(int64 parent)
 }
 
 /*
+ * lock_child_queues takes the advisory locks of the lock queues of the
+ * children a cascade step is about to change (found by stmt), before
+ * their rows are locked (see pq_lock_key).
+ */
+static void
+lock_child_queues(PQStmt stmt, Datum frontier)
+{
+	Datum		v[1] = {frontier};
+	int			n = pq_exec(stmt, v, NULL, 0);
+	List	   *locks = NIL;
+	ListCell   *lc;
+
+	for (int i = 0; i < n; i++)
+		locks = lappend(locks, pq_get_text(i, 1));
+	SPI_freetuptable(SPI_tuptable);
+	list_sort(locks, cmp_cstring_cells);
+	foreach(lc, locks)
+		pq_lock_key((char *) lfirst(lc));
+	list_free(locks);
+}
+
+/*
  * cancel_descendants cancels, level by level, every todo descendant of a
  * job that ended without success.  Its children's error reads "parent job
  * <id> <first>", deeper ones "parent job <id> <deeper>".  Each cancelled
@@ -219,6 +245,7 @@ cancel_descendants(int64 root, const char *first, const char *deeper)
 		int			n;
 
 		v[0] = ids_datum(&frontier);
+		lock_child_queues(PQ_CANCEL_CHILD_LOCKS, v[0]);
 		n = pq_exec(PQ_CANCEL_CHILDREN, v, NULL, 0);
 		for (int i = 0; i < n; i++)
 		{
@@ -261,6 +288,7 @@ revive_descendants(int64 root)
 		int			n;
 
 		v[0] = ids_datum(&frontier);
+		lock_child_queues(PQ_REVIVE_CHILD_LOCKS, v[0]);
 		n = pq_exec(PQ_REVIVE_CHILDREN, v, NULL, 0);
 		for (int i = 0; i < n; i++)
 		{
@@ -493,8 +521,13 @@ dependency_gone(void *childp, void *parentp)
 	char	   *how;
 
 	v[0] = Int64GetDatum(child);
-	if (pq_exec(PQ_CHILD_FOR_UPDATE, v, NULL, 1) == 0)
+	if (pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 0)
 		return;					/* the child itself was deleted */
+	lock = pq_get_text(0, 2);
+	if (lock != NULL)
+		pq_lock_key(lock);
+	if (pq_exec(PQ_JOB_FOR_UPDATE, v, NULL, 1) == 0)
+		return;
 	child_status = pq_get_text(0, 1);
 	pending = DatumGetInt32(pq_get_attr(0, 2, &isnull));
 
@@ -533,7 +566,6 @@ dependency_gone(void *childp, void *parentp)
 	v[2] = CStringGetTextDatum(psprintf("parent job %lld %s", (long long) parent, how));
 	if (pq_exec(PQ_CANCEL_ORPHAN, v, NULL, 1) == 0)
 		return;
-	lock = pq_get_text(0, 1);
 	cancel_descendants(child, psprintf("was cancelled (job %lld %s)", (long long) parent, how),
 					   psprintf("was cancelled (job %lld %s)", (long long) parent, how));
 	if (lock != NULL)

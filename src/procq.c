@@ -170,10 +170,17 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" WHERE id = $1 AND status = 'doing' RETURNING lease_expires_at",
 		2, {INT8OID, INT4OID}
 	},
+	[PQ_STALLED] = {
+		"SELECT id, lock FROM procq.jobs"
+		" WHERE status = 'doing' AND lease_expires_at < statement_timestamp()"
+		" ORDER BY lease_expires_at",
+		0, {InvalidOid}
+	},
 	[PQ_RECOVER_STALLED] = {
 		"WITH stalled AS (SELECT id FROM procq.jobs"
-		"  WHERE status = 'doing' AND lease_expires_at < statement_timestamp()"
-		"  ORDER BY lease_expires_at FOR UPDATE SKIP LOCKED),"
+		"  WHERE id = $1 AND status = 'doing'"
+		"  AND lease_expires_at < statement_timestamp()"
+		"  FOR UPDATE SKIP LOCKED),"
 		" decided AS (SELECT j.id, j.attempts < j.max_attempts"
 		"  AND NOT EXISTS (SELECT 1 FROM procq.jobs q WHERE q.status = 'todo'"
 		"   AND q.queueing_lock = j.queueing_lock) AS again"
@@ -184,7 +191,7 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" error = format('lease expired at %s on worker %s', j.lease_expires_at, j.worker),"
 		" lease_expires_at = NULL"
 		" FROM decided d WHERE j.id = d.id RETURNING j.id",
-		0, {InvalidOid}
+		1, {INT8OID}
 	},
 	[PQ_PARENT_RESULTS] = {
 		"SELECT coalesce(jsonb_object_agg(p.id::text, p.result), '{}')"
@@ -193,17 +200,26 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		1, {INT8OID}
 	},
 	[PQ_JOB_EXISTS] = {
-		"SELECT status::text FROM procq.jobs WHERE id = $1",
+		"SELECT status::text, lock FROM procq.jobs WHERE id = $1",
 		1, {INT8OID}
 	},
 	[PQ_RELEASE_CHILDREN] = {
-		"WITH released AS (UPDATE procq.jobs j"
+		"WITH children AS (SELECT j.id FROM procq.job_dependencies d"
+		"  JOIN procq.jobs j ON j.id = d.job_id WHERE d.depends_on = $1"
+		"  ORDER BY j.id FOR NO KEY UPDATE OF j),"
+		" released AS (UPDATE procq.jobs j"
 		"  SET pending_parents = j.pending_parents - 1"
-		"  FROM procq.job_dependencies d"
-		"  WHERE d.depends_on = $1 AND j.id = d.job_id"
+		"  FROM children c WHERE j.id = c.id"
 		"  RETURNING j.queue, j." READY_COND " AS ready)"
 		" SELECT DISTINCT queue FROM released WHERE ready",
 		1, {INT8OID}
+	},
+	[PQ_CANCEL_CHILD_LOCKS] = {
+		"SELECT DISTINCT j.lock FROM procq.job_dependencies d"
+		" JOIN procq.jobs j ON j.id = d.job_id"
+		" WHERE d.depends_on = ANY($1) AND j.status = 'todo'"
+		" AND j.lock IS NOT NULL",
+		1, {INT8ARRAYOID}
 	},
 	[PQ_CANCEL_CHILDREN] = {
 		"UPDATE procq.jobs j SET status = 'cancelled',"
@@ -214,6 +230,13 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" WHERE d.depends_on = ANY($1) AND j.id = d.job_id AND j.status = 'todo'"
 		" RETURNING j.id, j.lock",
 		2, {INT8ARRAYOID, TEXTOID}
+	},
+	[PQ_REVIVE_CHILD_LOCKS] = {
+		"SELECT DISTINCT j.lock FROM procq.job_dependencies d"
+		" JOIN procq.jobs j ON j.id = d.job_id"
+		" WHERE d.depends_on = ANY($1) AND j.status = 'cancelled'"
+		" AND j.cancelled_by = d.depends_on AND j.lock IS NOT NULL",
+		1, {INT8ARRAYOID}
 	},
 	[PQ_REVIVE_CHILDREN] = {
 		"UPDATE procq.jobs j SET status = 'todo', finished_at = NULL,"
@@ -252,10 +275,9 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" ORDER BY p.id LIMIT 1",
 		1, {INT8OID}
 	},
-	[PQ_LOCK_HEAD] = {
+	[PQ_LOCK_HEADS] = {
 		"SELECT id, status::text FROM procq.jobs"
-		" WHERE lock = $1 AND status IN ('todo', 'doing') AND NOT lock_blocked"
-		" FOR UPDATE",
+		" WHERE lock = $1 AND status IN ('todo', 'doing') AND NOT lock_blocked",
 		1, {TEXTOID}
 	},
 	[PQ_LOCK_FIRST_TODO] = {
@@ -269,7 +291,7 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" WHERE id = $1 AND status = 'todo' RETURNING queue, " READY_COND,
 		2, {INT8OID, BOOLOID}
 	},
-	[PQ_CHILD_FOR_UPDATE] = {
+	[PQ_JOB_FOR_UPDATE] = {
 		"SELECT status::text, pending_parents FROM procq.jobs"
 		" WHERE id = $1 FOR UPDATE",
 		1, {INT8OID}
@@ -480,16 +502,29 @@ pq_notify_ready(const char *queue)
 /*
  * pq_lock_key serializes, until the end of the transaction, every change
  * to the queue of jobs that share one lock value: deferring into it,
- * moving its head along.  Fetching a job does not take it (see
+ * finishing, cancelling or requeueing one of its jobs, moving its head
+ * along.  It must be taken before any row of that queue is locked (the
+ * API functions and cascades do so), else two transactions could each
+ * hold what the other waits for.  Fetching a job does not take it (see
  * pq_refresh_lock for why that is safe).
  */
 void
 pq_lock_key(const char *lock)
+{
+	(void) pq_try_lock_key(lock, false);
+}
+
+/*
+ * pq_try_lock_key is pq_lock_key, but with nowait it gives up at once when
+ * another transaction holds the lock, and returns false.
+ */
+bool
+pq_try_lock_key(const char *lock, bool nowait)
 {
 	LOCKTAG		tag;
 	uint32		hash;
 
 	hash = DatumGetUInt32(hash_any((const unsigned char *) lock, strlen(lock)));
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, PQ_ADVISORY_CLASS, hash, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return LockAcquire(&tag, ExclusiveLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
 }

@@ -42,18 +42,21 @@ typedef enum PQStmt
 	PQ_RETRY,
 	PQ_CANCEL,
 	PQ_HEARTBEAT,
+	PQ_STALLED,
 	PQ_RECOVER_STALLED,
 	PQ_PARENT_RESULTS,
 	PQ_JOB_EXISTS,
 	PQ_RELEASE_CHILDREN,
+	PQ_CANCEL_CHILD_LOCKS,
 	PQ_CANCEL_CHILDREN,
+	PQ_REVIVE_CHILD_LOCKS,
 	PQ_REVIVE_CHILDREN,
 	PQ_REBLAME_CHILDREN,
 	PQ_FAILED_PARENT,
-	PQ_LOCK_HEAD,
+	PQ_LOCK_HEADS,
 	PQ_LOCK_FIRST_TODO,
 	PQ_SET_LOCK_BLOCKED,
-	PQ_CHILD_FOR_UPDATE,
+	PQ_JOB_FOR_UPDATE,
 	PQ_COUNT_PENDING_PARENTS,
 	PQ_ADJUST_PENDING,
 	PQ_CANCEL_ORPHAN,
@@ -89,6 +92,7 @@ extern void pq_notify_ready(const char *queue);
 extern Datum pq_get_attr(int row, int col, bool *isnull);
 extern char *pq_get_text(int row, int col);
 extern void pq_lock_key(const char *lock);
+extern bool pq_try_lock_key(const char *lock, bool nowait);
 
 /* api.c */
 extern int64 pq_defer_job(PQJobSpec *spec);
