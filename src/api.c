@@ -258,6 +258,9 @@ pq_defer_job(PQJobSpec *spec)
 		}
 	}
 
+	if (spec->queueing_lock != NULL)
+		pq_lock_queueing_key(text_to_cstring(spec->queueing_lock), false);
+
 	memset(n, ' ', sizeof(n));
 	v[0] = PointerGetDatum(spec->queue);
 	v[1] = PointerGetDatum(spec->task);
@@ -518,6 +521,7 @@ procq_finish_job(PG_FUNCTION_ARGS)
 
 		if (qlock != NULL)
 		{
+			pq_lock_queueing_key(qlock, false);
 			v[0] = CStringGetTextDatum(qlock);
 			if (pq_exec(PQ_QUEUEING_LOCK_HOLDER, v, NULL, 1) == 1)
 				holder = DatumGetInt64(pq_get_attr(0, 1, &isnull));
@@ -584,6 +588,7 @@ procq_retry_job(PG_FUNCTION_ARGS)
 						   current)));
 	if (qlock != NULL)
 	{
+		pq_lock_queueing_key(qlock, false);
 		v[0] = CStringGetTextDatum(qlock);
 		if (pq_exec(PQ_QUEUEING_LOCK_HOLDER, v, NULL, 1) == 1)
 			ereport(ERROR,
@@ -677,18 +682,21 @@ procq_recover_stalled(PG_FUNCTION_ARGS)
 	int			nstalled;
 	int64	   *ids;
 	char	  **locks;
+	char	  **qlocks;
 
 	pq_connect();
 
 	nstalled = pq_exec(PQ_STALLED, NULL, NULL, 0);
 	ids = palloc(sizeof(int64) * Max(nstalled, 1));
 	locks = palloc(sizeof(char *) * Max(nstalled, 1));
+	qlocks = palloc(sizeof(char *) * Max(nstalled, 1));
 	for (int i = 0; i < nstalled; i++)
 	{
 		bool		isnull;
 
 		ids[i] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
 		locks[i] = pq_get_text(i, 2);
+		qlocks[i] = pq_get_text(i, 3);
 	}
 
 	for (int i = 0; i < nstalled; i++)
@@ -696,6 +704,8 @@ procq_recover_stalled(PG_FUNCTION_ARGS)
 		Datum		v[1] = {Int64GetDatum(ids[i])};
 
 		if (locks[i] != NULL && !pq_try_lock_key(locks[i], true))
+			continue;
+		if (qlocks[i] != NULL && !pq_lock_queueing_key(qlocks[i], true))
 			continue;
 		recovered += pq_exec(PQ_RECOVER_STALLED, v, NULL, 1);
 	}

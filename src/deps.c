@@ -411,7 +411,17 @@ status_changed(JobRow *old, JobRow *new)
 	}
 
 	if (new->lock != NULL)
+	{
+		/* The hand-off decides whether the job may run now. */
+		Datum		v[1] = {Int64GetDatum(new->id)};
+		bool		isnull;
+
 		pq_refresh_lock(new->lock);
+		if (strcmp(new->status, "todo") == 0 &&
+			pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 1 &&
+			DatumGetBool(pq_get_attr(0, 5, &isnull)))
+			pq_notify_ready(new->queue);
+	}
 	else if (new->ready)
 		pq_notify_ready(new->queue);
 }
@@ -534,30 +544,30 @@ dependency_gone(void *childp, void *parentp)
 	v[0] = Int64GetDatum(parent);
 	if (pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 1)
 	{
+		/* The parent still exists: only a dependency was removed. */
 		if (strcmp(pq_get_text(0, 1), "succeeded") == 0)
 			return;
-		now_pending = pending - 1;
-	}
-	else
-	{
-		if (pending == 0)
-			return;				/* every parent had succeeded */
 		v[0] = Int64GetDatum(child);
-		pq_exec(PQ_COUNT_PENDING_PARENTS, v, NULL, 1);
-		now_pending = DatumGetInt32(pq_get_attr(0, 1, &isnull));
-		if (now_pending == pending)
-			return;				/* the deleted parent had succeeded */
+		v[1] = Int32GetDatum(pending - 1);
+		pq_exec(PQ_ADJUST_PENDING, v, NULL, 1);
+		if (DatumGetBool(pq_get_attr(0, 2, &isnull)))
+			pq_notify_ready(pq_get_text(0, 1));
+		return;
 	}
 
+	if (pending == 0)
+		return;					/* every parent had succeeded */
+	v[0] = Int64GetDatum(child);
+	pq_exec(PQ_COUNT_PENDING_PARENTS, v, NULL, 1);
+	now_pending = DatumGetInt32(pq_get_attr(0, 1, &isnull));
+	if (now_pending == pending)
+		return;					/* the deleted parent had succeeded */
+
+	/* Keep the count exact; the child is cancelled below, not released. */
 	v[0] = Int64GetDatum(child);
 	v[1] = Int32GetDatum(now_pending);
 	pq_exec(PQ_ADJUST_PENDING, v, NULL, 1);
-	if (DatumGetBool(pq_get_attr(0, 2, &isnull)))
-		pq_notify_ready(pq_get_text(0, 1));
-
-	/* The parent still exists: only a dependency was removed. */
-	v[0] = Int64GetDatum(parent);
-	if (pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 1 || strcmp(child_status, "todo") != 0)
+	if (strcmp(child_status, "todo") != 0)
 		return;
 
 	how = psprintf("was deleted before it succeeded");

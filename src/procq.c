@@ -47,9 +47,9 @@ int			pq_retry_delay = 10;
 int			pq_retry_delay_max = 3600;
 
 /*
- * First key of the advisory locks that serialize changes to one lock
- * queue (pq_lock_key); the second key is a hash of the lock value.  It
- * spells "proq" in ASCII.
+ * First keys of procq's advisory locks: PQ_ADVISORY_CLASS for a lock queue
+ * (pq_lock_key), the next one for a queueing lock (pq_lock_queueing_key);
+ * the second key is a hash of the value.  "proq" in ASCII.
  */
 #define PQ_ADVISORY_CLASS 1886547825
 
@@ -171,7 +171,7 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		2, {INT8OID, INT4OID}
 	},
 	[PQ_STALLED] = {
-		"SELECT id, lock FROM procq.jobs"
+		"SELECT id, lock, queueing_lock FROM procq.jobs"
 		" WHERE status = 'doing' AND lease_expires_at < statement_timestamp()"
 		" ORDER BY lease_expires_at",
 		0, {InvalidOid}
@@ -200,7 +200,8 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		1, {INT8OID}
 	},
 	[PQ_JOB_EXISTS] = {
-		"SELECT status::text, lock FROM procq.jobs WHERE id = $1",
+		"SELECT status::text, lock, queueing_lock, queue, " READY_COND
+		" FROM procq.jobs WHERE id = $1",
 		1, {INT8OID}
 	},
 	[PQ_RELEASE_CHILDREN] = {
@@ -500,6 +501,21 @@ pq_notify_ready(const char *queue)
 }
 
 /*
+ * advisory_lock takes a transaction-level advisory lock on (class, hash of
+ * value); with nowait it returns false rather than wait for it.
+ */
+static bool
+advisory_lock(uint32 class, const char *value, bool nowait)
+{
+	LOCKTAG		tag;
+	uint32		hash;
+
+	hash = DatumGetUInt32(hash_any((const unsigned char *) value, strlen(value)));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, class, hash, 2);
+	return LockAcquire(&tag, ExclusiveLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
  * pq_lock_key serializes, until the end of the transaction, every change
  * to the queue of jobs that share one lock value: deferring into it,
  * finishing, cancelling or requeueing one of its jobs, moving its head
@@ -511,7 +527,7 @@ pq_notify_ready(const char *queue)
 void
 pq_lock_key(const char *lock)
 {
-	(void) pq_try_lock_key(lock, false);
+	(void) advisory_lock(PQ_ADVISORY_CLASS, lock, false);
 }
 
 /*
@@ -521,10 +537,18 @@ pq_lock_key(const char *lock)
 bool
 pq_try_lock_key(const char *lock, bool nowait)
 {
-	LOCKTAG		tag;
-	uint32		hash;
+	return advisory_lock(PQ_ADVISORY_CLASS, lock, nowait);
+}
 
-	hash = DatumGetUInt32(hash_any((const unsigned char *) lock, strlen(lock)));
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, PQ_ADVISORY_CLASS, hash, 2);
-	return LockAcquire(&tag, ExclusiveLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
+/*
+ * pq_lock_queueing_key serializes, until the end of the transaction, the
+ * transactions that may put a job with this queueing_lock into todo, so
+ * that "is another job waiting with it?" has a reliable answer: deferring
+ * takes it, and so do finishing with a retry, recovering and retrying.
+ * With nowait it returns false instead of waiting.
+ */
+bool
+pq_lock_queueing_key(const char *queueing_lock, bool nowait)
+{
+	return advisory_lock(PQ_ADVISORY_CLASS + 1, queueing_lock, nowait);
 }

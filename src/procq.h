@@ -93,6 +93,7 @@ extern Datum pq_get_attr(int row, int col, bool *isnull);
 extern char *pq_get_text(int row, int col);
 extern void pq_lock_key(const char *lock);
 extern bool pq_try_lock_key(const char *lock, bool nowait);
+extern bool pq_lock_queueing_key(const char *queueing_lock, bool nowait);
 
 /* api.c */
 extern int64 pq_defer_job(PQJobSpec *spec);
