@@ -1,0 +1,318 @@
+-- api.sql: the SQL API contract of procq.
+--
+-- Clients call the API with named arguments and rely on its defaults, its
+-- result types and its SQLSTATEs (to tell "retry later" from "bug in my
+-- call"); DBAs rely on the functions being safe to expose: each pins its
+-- search_path, and none is executable by PUBLIC, so only roles granted
+-- EXECUTE can use them.  This file checks all of that, plus the documented
+-- privilege model: a role with USAGE on the schema and EXECUTE on the API
+-- works without any privilege on the tables.
+--
+-- Run by scripts/run-tests.sh in a fresh database where pgtap and procq
+-- are installed; everything happens in one transaction that is rolled back.
+
+BEGIN;
+SELECT plan(72);
+
+------------------------------------------------------------------------------
+-- Signatures: argument types, names and defaults, result types
+------------------------------------------------------------------------------
+
+SELECT functions_are('procq', ARRAY[
+    'defer', 'defer_workflow', 'fetch_job', 'finish_job', 'retry_job',
+    'cancel_job', 'heartbeat', 'recover_stalled', 'parent_results',
+    'jobs_status_changed', 'jobs_deleted', 'dependency_deleted'],
+    'schema procq has exactly the API and the trigger functions');
+
+SELECT has_function('procq', 'defer',
+    ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text'],
+    'procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text) exists');
+SELECT function_returns('procq', 'defer',
+    ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text'],
+    'bigint', 'procq.defer returns bigint (the job id)');
+SELECT has_function('procq', 'defer_workflow', ARRAY['jsonb'], 'procq.defer_workflow(jsonb) exists');
+SELECT function_returns('procq', 'defer_workflow', ARRAY['jsonb'], 'setof record',
+    'procq.defer_workflow returns a set of rows');
+SELECT has_function('procq', 'fetch_job', ARRAY['text[]', 'text'], 'procq.fetch_job(text[], text) exists');
+SELECT function_returns('procq', 'fetch_job', ARRAY['text[]', 'text'], 'setof procq.jobs',
+    'procq.fetch_job returns SETOF procq.jobs');
+SELECT has_function('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text'],
+    'procq.finish_job(bigint, procq.job_status, jsonb, text) exists');
+SELECT function_returns('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text'],
+    'procq.job_status', 'procq.finish_job returns procq.job_status');
+SELECT has_function('procq', 'retry_job', ARRAY['bigint', 'timestamp with time zone'],
+    'procq.retry_job(bigint, timestamptz) exists');
+SELECT function_returns('procq', 'retry_job', ARRAY['bigint', 'timestamp with time zone'], 'void',
+    'procq.retry_job returns void');
+SELECT has_function('procq', 'cancel_job', ARRAY['bigint'], 'procq.cancel_job(bigint) exists');
+SELECT function_returns('procq', 'cancel_job', ARRAY['bigint'], 'boolean',
+    'procq.cancel_job returns boolean');
+SELECT has_function('procq', 'heartbeat', ARRAY['bigint'], 'procq.heartbeat(bigint) exists');
+SELECT function_returns('procq', 'heartbeat', ARRAY['bigint'], 'timestamp with time zone',
+    'procq.heartbeat returns timestamptz');
+SELECT has_function('procq', 'recover_stalled', ARRAY[]::name[], 'procq.recover_stalled() exists');
+SELECT function_returns('procq', 'recover_stalled', ARRAY[]::name[], 'integer',
+    'procq.recover_stalled returns integer');
+SELECT has_function('procq', 'parent_results', ARRAY['bigint'], 'procq.parent_results(bigint) exists');
+SELECT function_returns('procq', 'parent_results', ARRAY['bigint'], 'jsonb',
+    'procq.parent_results returns jsonb');
+
+-- Exact argument names (clients pass them by name) and defaults.
+SELECT results_eq(
+    $$SELECT p.proname::text COLLATE "default", p.proargnames::text[] COLLATE "default"
+      FROM pg_proc p
+      WHERE p.pronamespace = 'procq'::regnamespace AND p.prorettype <> 'trigger'::regtype
+      ORDER BY p.proname$$,
+    $$VALUES
+        ('cancel_job', ARRAY['job_id']),
+        ('defer', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
+                        'max_attempts', 'lock', 'queueing_lock']),
+        ('defer_workflow', ARRAY['steps', 'key', 'job_id']),
+        ('fetch_job', ARRAY['queues', 'worker']),
+        ('finish_job', ARRAY['job_id', 'status', 'result', 'error']),
+        ('heartbeat', ARRAY['job_id']),
+        ('parent_results', ARRAY['job_id']),
+        ('recover_stalled', NULL),
+        ('retry_job', ARRAY['job_id', 'scheduled_at'])$$,
+    'pg_proc.proargnames of the API functions are the documented argument names');
+SELECT is(pg_get_function_arguments('procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text)'::regprocedure),
+    'task text, args jsonb DEFAULT ''{}''::jsonb, queue text DEFAULT ''default''::text, '
+    'priority integer DEFAULT 0, scheduled_at timestamp with time zone DEFAULT NULL::timestamp with time zone, '
+    'depends_on bigint[] DEFAULT NULL::bigint[], max_attempts integer DEFAULT 1, '
+    'lock text DEFAULT NULL::text, queueing_lock text DEFAULT NULL::text',
+    'procq.defer: argument names and defaults');
+SELECT is(pg_get_function_arguments('procq.defer_workflow(jsonb)'::regprocedure),
+    'steps jsonb',
+    'procq.defer_workflow: argument name, no default');
+SELECT is(pg_get_function_result('procq.defer_workflow(jsonb)'::regprocedure),
+    'TABLE(key text, job_id bigint)',
+    'procq.defer_workflow returns TABLE(key text, job_id bigint)');
+SELECT is(pg_get_function_arguments('procq.fetch_job(text[], text)'::regprocedure),
+    'queues text[] DEFAULT NULL::text[], worker text DEFAULT NULL::text',
+    'procq.fetch_job: argument names and defaults');
+SELECT is(pg_get_function_arguments('procq.finish_job(bigint, procq.job_status, jsonb, text)'::regprocedure),
+    'job_id bigint, status procq.job_status, result jsonb DEFAULT NULL::jsonb, error text DEFAULT NULL::text',
+    'procq.finish_job: argument names and defaults');
+SELECT is(pg_get_function_arguments('procq.retry_job(bigint, timestamptz)'::regprocedure),
+    'job_id bigint, scheduled_at timestamp with time zone DEFAULT NULL::timestamp with time zone',
+    'procq.retry_job: argument names and defaults');
+SELECT is(pg_get_function_arguments('procq.cancel_job(bigint)'::regprocedure),
+    'job_id bigint', 'procq.cancel_job: argument name, no default');
+SELECT is(pg_get_function_arguments('procq.heartbeat(bigint)'::regprocedure),
+    'job_id bigint', 'procq.heartbeat: argument name, no default');
+SELECT is(pg_get_function_arguments('procq.parent_results(bigint)'::regprocedure),
+    'job_id bigint', 'procq.parent_results: argument name, no default');
+
+SELECT ok(
+    (SELECT proretset AND prorettype = 'procq.jobs'::regtype FROM pg_proc
+     WHERE oid = 'procq.fetch_job(text[], text)'::regprocedure),
+    'pg_proc: fetch_job returns SETOF procq.jobs (proretset, prorettype)');
+SELECT ok(
+    (SELECT NOT proretset AND prorettype = 'procq.job_status'::regtype FROM pg_proc
+     WHERE oid = 'procq.finish_job(bigint, procq.job_status, jsonb, text)'::regprocedure),
+    'pg_proc: finish_job returns one procq.job_status');
+
+------------------------------------------------------------------------------
+-- Safety: search_path pinned, no SECURITY DEFINER, nothing for PUBLIC
+------------------------------------------------------------------------------
+
+SELECT cmp_ok(
+    (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
+    '=', 12, 'procq has 12 functions (guards the checks below against passing vacuously)');
+SELECT is_empty(
+    $$SELECT oid::regprocedure FROM pg_proc
+      WHERE pronamespace = 'procq'::regnamespace
+        AND NOT coalesce(proconfig::text[] && ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
+    'every procq function pins search_path = pg_catalog, pg_temp (proconfig)');
+SELECT is_empty(
+    $$SELECT oid::regprocedure FROM pg_proc
+      WHERE pronamespace = 'procq'::regnamespace
+        AND NOT EXISTS (SELECT 1 FROM unnest(proconfig) AS c WHERE c LIKE 'search\_path=%')$$,
+    'every procq function has a search_path setting');
+SELECT is_empty(
+    $$SELECT oid::regprocedure FROM pg_proc
+      WHERE pronamespace = 'procq'::regnamespace AND prosecdef$$,
+    'no procq function is SECURITY DEFINER');
+-- A NULL proacl means the default privileges, which include EXECUTE for
+-- PUBLIC: look at the effective ACL.
+SELECT is_empty(
+    $$SELECT p.oid::regprocedure, a.privilege_type
+      FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+      WHERE p.pronamespace = 'procq'::regnamespace AND a.grantee = 0$$,
+    'PUBLIC has no EXECUTE (or any privilege) on any procq function');
+
+-- The same seen by a role that was granted nothing but USAGE on the schema
+-- (without USAGE, every call would fail on the schema, proving nothing).
+CREATE ROLE procq_tap_nobody NOLOGIN;
+CREATE ROLE procq_tap_app NOLOGIN;
+GRANT USAGE ON SCHEMA procq TO procq_tap_nobody, procq_tap_app;
+
+-- Runs a statement as a role and returns 'ok' or its SQLSTATE and message.
+CREATE FUNCTION pg_temp.outcome_as(role name, stmt text) RETURNS text
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    outcome text := 'ok';
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', role);
+    BEGIN
+        EXECUTE stmt;
+    EXCEPTION WHEN OTHERS THEN
+        outcome := SQLSTATE || ': ' || SQLERRM;
+    END;
+    RESET ROLE;
+    RETURN outcome;
+END
+$fn$;
+
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.defer('t')$$),
+    '42501: permission denied for function defer',
+    'a role without grants cannot call procq.defer');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.defer_workflow('[]')$$),
+    '42501: permission denied for function defer_workflow',
+    'a role without grants cannot call procq.defer_workflow');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.fetch_job()$$),
+    '42501: permission denied for function fetch_job',
+    'a role without grants cannot call procq.fetch_job');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.finish_job(1, 'succeeded')$$),
+    '42501: permission denied for function finish_job',
+    'a role without grants cannot call procq.finish_job');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.retry_job(1)$$),
+    '42501: permission denied for function retry_job',
+    'a role without grants cannot call procq.retry_job');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.cancel_job(1)$$),
+    '42501: permission denied for function cancel_job',
+    'a role without grants cannot call procq.cancel_job');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.heartbeat(1)$$),
+    '42501: permission denied for function heartbeat',
+    'a role without grants cannot call procq.heartbeat');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.recover_stalled()$$),
+    '42501: permission denied for function recover_stalled',
+    'a role without grants cannot call procq.recover_stalled');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.parent_results(1)$$),
+    '42501: permission denied for function parent_results',
+    'a role without grants cannot call procq.parent_results');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.jobs$$),
+    '42501: permission denied for table jobs',
+    'a role without grants cannot read procq.jobs');
+
+-- The documented grants for an application role: USAGE on the schema and
+-- EXECUTE on the API, no table privileges; the API then works.
+GRANT EXECUTE ON FUNCTION
+    procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
+    procq.fetch_job(text[], text),
+    procq.finish_job(bigint, procq.job_status, jsonb, text),
+    procq.parent_results(bigint)
+TO procq_tap_app;
+SELECT is(pg_temp.outcome_as('procq_tap_app',
+        $stmt$DO $do$
+          DECLARE
+              p bigint := procq.defer('tap parent', queue => 'tap_privs');
+              c bigint := procq.defer('tap child', queue => 'tap_privs', depends_on => ARRAY[p]);
+              j procq.jobs;
+          BEGIN
+              SELECT * INTO j FROM procq.fetch_job(ARRAY['tap_privs']);
+              IF j.id IS DISTINCT FROM p THEN RAISE 'fetched % instead of %', j.id, p; END IF;
+              PERFORM procq.finish_job(p, 'succeeded', '{"n": 1}');
+              SELECT * INTO j FROM procq.fetch_job(ARRAY['tap_privs']);
+              IF j.id IS DISTINCT FROM c THEN RAISE 'fetched % instead of %', j.id, c; END IF;
+              IF procq.parent_results(c) <> jsonb_build_object(p::text, '{"n": 1}'::jsonb) THEN
+                  RAISE 'wrong parent_results %', procq.parent_results(c);
+              END IF;
+              PERFORM procq.finish_job(c, 'succeeded');
+          END
+          $do$$stmt$),
+    'ok',
+    'a role with USAGE and EXECUTE only runs a parent and child job through the API');
+SELECT is(pg_temp.outcome_as('procq_tap_app', $$SELECT count(*) FROM procq.jobs$$),
+    '42501: permission denied for table jobs',
+    '... while it still cannot read procq.jobs directly');
+
+------------------------------------------------------------------------------
+-- Error SQLSTATEs
+------------------------------------------------------------------------------
+
+SELECT procq.defer('tap todo', queue => 'tap_errors') AS todo_id \gset
+SELECT procq.defer('tap doing', queue => 'tap_doing') AS doing_id \gset
+SELECT id AS fetched_id FROM procq.fetch_job(ARRAY['tap_doing']) \gset
+SELECT is(:fetched_id::bigint, :doing_id::bigint, 'setup: the doing job was fetched');
+SELECT max(id) + 1000 AS missing_id FROM procq.jobs \gset
+
+-- defer
+SELECT throws_ok($$SELECT procq.defer('t', max_attempts => 0)$$,
+    '22023', 'max_attempts must be at least 1',
+    'defer: max_attempts 0 -> 22023');
+SELECT throws_ok($$SELECT procq.defer(NULL)$$,
+    '22004', 'task must not be null',
+    'defer: NULL task -> 22004');
+SELECT throws_ok($$SELECT procq.defer('t', queue => NULL)$$,
+    '22004', 'queue must not be null',
+    'defer: NULL queue -> 22004');
+SELECT throws_ok($$SELECT procq.defer('')$$,
+    '22023', 'task must not be empty',
+    'defer: empty task -> 22023');
+SELECT throws_ok($$SELECT procq.defer('t', lock => '')$$,
+    '22023', 'lock must not be empty',
+    'defer: empty lock -> 22023');
+SELECT throws_ok(format('SELECT procq.defer(%L, depends_on => ARRAY[%s])', 't', :missing_id),
+    '23503', format('job %s named in depends_on does not exist', :missing_id),
+    'defer: unknown parent -> 23503');
+SELECT throws_ok(format('SELECT procq.defer(%L, depends_on => ARRAY[%s, NULL])', 't', :todo_id),
+    '22004', 'depends_on must not contain NULL',
+    'defer: NULL in depends_on -> 22004');
+SELECT lives_ok($$SELECT procq.defer('t', queue => 'tap_ql', queueing_lock => 'tap-unique')$$,
+    'defer: a first todo job with a queueing_lock');
+SELECT throws_ok($$SELECT procq.defer('t', queue => 'tap_ql', queueing_lock => 'tap-unique')$$,
+    '23505', 'a todo job with queueing_lock "tap-unique" already exists',
+    'defer: a second todo job with the same queueing_lock -> 23505');
+
+-- defer_workflow
+SELECT throws_ok($$SELECT * FROM procq.defer_workflow('{"key": "a"}')$$,
+    '22023', NULL,
+    'defer_workflow: steps not an array -> 22023');
+SELECT throws_ok(
+    $$SELECT * FROM procq.defer_workflow('[{"key": "a", "task": "t", "depends_on": ["b"]},
+                                           {"key": "b", "task": "t", "depends_on": ["a"]}]')$$,
+    '22023', 'workflow steps depend on each other in a cycle',
+    'defer_workflow: a cycle -> 22023');
+
+-- finish_job
+SELECT throws_ok(format('SELECT procq.finish_job(%s, %L)', :todo_id, 'succeeded'),
+    '55000', format('job %s is not running', :todo_id),
+    'finish_job on a todo job -> 55000');
+SELECT throws_ok(format('SELECT procq.finish_job(%s, %L)', :missing_id, 'succeeded'),
+    'P0002', format('job %s does not exist', :missing_id),
+    'finish_job on an unknown id -> P0002');
+SELECT throws_ok(format('SELECT procq.finish_job(%s, %L)', :doing_id, 'todo'),
+    '22023', 'a job cannot be finished with status todo',
+    'finish_job with status todo -> 22023');
+SELECT throws_ok(format('SELECT procq.finish_job(%s, %L, %L)', :doing_id, 'failed', '{}'),
+    '22023', 'only a succeeded job can have a result',
+    'finish_job failed with a result -> 22023');
+SELECT throws_ok(format('SELECT procq.finish_job(NULL, %L)', 'succeeded'),
+    '22004', 'job_id must not be null',
+    'finish_job with a NULL job_id -> 22004');
+
+-- retry_job, cancel_job, heartbeat, parent_results
+SELECT throws_ok(format('SELECT procq.retry_job(%s)', :todo_id),
+    '55000', format('job %s cannot be retried', :todo_id),
+    'retry_job of a todo job -> 55000');
+SELECT throws_ok(format('SELECT procq.retry_job(%s)', :missing_id),
+    'P0002', format('job %s does not exist', :missing_id),
+    'retry_job of an unknown id -> P0002');
+SELECT throws_ok(format('SELECT procq.cancel_job(%s)', :missing_id),
+    'P0002', format('job %s does not exist', :missing_id),
+    'cancel_job of an unknown id -> P0002');
+SELECT is(procq.cancel_job(:doing_id), false, 'cancel_job of a doing job returns false');
+SELECT throws_ok(format('SELECT procq.heartbeat(%s)', :todo_id),
+    '55000', format('job %s is not running', :todo_id),
+    'heartbeat of a todo job -> 55000');
+SELECT throws_ok(format('SELECT procq.parent_results(%s)', :missing_id),
+    'P0002', format('job %s does not exist', :missing_id),
+    'parent_results of an unknown id -> P0002');
+
+-- finish_job returns the status the job ended in.
+SELECT is(procq.finish_job(:doing_id, 'succeeded', '{"ok": true}'), 'succeeded'::procq.job_status,
+    'finish_job returns the final status');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,326 @@
+-- schema.sql: the catalog contract of procq's install script.
+--
+-- What clients, DBAs and pg_dump rely on: the procq schema and its objects,
+-- the job_status enum (values and order), the columns and types of
+-- procq.jobs and procq.job_dependencies, keys, cascading foreign keys,
+-- the indexes that make dependency lookups cheap from either side, the
+-- CHECK constraints that make impossible rows impossible even for a DBA
+-- writing to the tables directly, the triggers that keep the bookkeeping
+-- exact, and an extension that cannot be relocated (its C code names the
+-- schema procq).
+--
+-- Run by scripts/run-tests.sh in a fresh database where pgtap and procq
+-- are installed; everything happens in one transaction that is rolled back.
+
+BEGIN;
+SELECT plan(87);
+
+------------------------------------------------------------------------------
+-- Extension and schema
+------------------------------------------------------------------------------
+
+SELECT has_schema('procq', 'schema procq exists');
+SELECT has_extension('procq', 'procq', 'extension procq is installed in schema procq');
+SELECT is(
+    (SELECT extrelocatable FROM pg_extension WHERE extname = 'procq'),
+    false,
+    'extension procq is not relocatable');
+SELECT is(
+    (SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'procq'),
+    'procq',
+    'extension procq lives in schema procq');
+SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies'],
+    'schema procq has exactly the tables jobs and job_dependencies');
+SELECT set_eq(
+    $$SELECT c.relname::text COLLATE "default"
+      FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+      WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+        AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'procq')
+        AND c.relkind = 'r'$$,
+    ARRAY['jobs', 'job_dependencies'],
+    'both tables are members of the extension');
+SELECT set_eq(
+    $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'procq'$$,
+    ARRAY['procq.jobs', 'procq.job_dependencies', 'procq.jobs_id_seq'],
+    'pg_dump dumps the jobs, their dependencies and the id sequence (extension config tables)');
+
+------------------------------------------------------------------------------
+-- procq.job_status
+------------------------------------------------------------------------------
+
+SELECT has_enum('procq', 'job_status', 'enum procq.job_status exists');
+SELECT enum_has_labels('procq', 'job_status',
+    ARRAY['todo', 'doing', 'succeeded', 'failed', 'cancelled'],
+    'procq.job_status has exactly todo, doing, succeeded, failed, cancelled, in that order');
+
+------------------------------------------------------------------------------
+-- procq.jobs
+------------------------------------------------------------------------------
+
+SELECT has_table('procq', 'jobs', 'table procq.jobs exists');
+SELECT columns_are('procq', 'jobs', ARRAY[
+    'id', 'queue', 'task', 'args', 'status', 'priority', 'scheduled_at',
+    'attempts', 'max_attempts', 'lock', 'queueing_lock', 'result', 'error',
+    'created_at', 'started_at', 'finished_at', 'worker', 'pending_parents',
+    'lock_blocked', 'delayed', 'lease_expires_at', 'cancelled_by'],
+    'procq.jobs has exactly the documented columns');
+
+SELECT col_type_is('procq', 'jobs', 'id', 'bigint', 'jobs.id is bigint');
+SELECT col_type_is('procq', 'jobs', 'queue', 'text', 'jobs.queue is text');
+SELECT col_type_is('procq', 'jobs', 'task', 'text', 'jobs.task is text');
+SELECT col_type_is('procq', 'jobs', 'args', 'jsonb', 'jobs.args is jsonb');
+SELECT col_type_is('procq', 'jobs', 'status', 'procq', 'job_status', 'jobs.status is procq.job_status');
+SELECT col_type_is('procq', 'jobs', 'priority', 'integer', 'jobs.priority is integer');
+SELECT col_type_is('procq', 'jobs', 'scheduled_at', 'timestamp with time zone', 'jobs.scheduled_at is timestamptz');
+SELECT col_type_is('procq', 'jobs', 'attempts', 'integer', 'jobs.attempts is integer');
+SELECT col_type_is('procq', 'jobs', 'max_attempts', 'integer', 'jobs.max_attempts is integer');
+SELECT col_type_is('procq', 'jobs', 'lock', 'text', 'jobs.lock is text');
+SELECT col_type_is('procq', 'jobs', 'queueing_lock', 'text', 'jobs.queueing_lock is text');
+SELECT col_type_is('procq', 'jobs', 'result', 'jsonb', 'jobs.result is jsonb');
+SELECT col_type_is('procq', 'jobs', 'error', 'text', 'jobs.error is text');
+SELECT col_type_is('procq', 'jobs', 'created_at', 'timestamp with time zone', 'jobs.created_at is timestamptz');
+SELECT col_type_is('procq', 'jobs', 'started_at', 'timestamp with time zone', 'jobs.started_at is timestamptz');
+SELECT col_type_is('procq', 'jobs', 'finished_at', 'timestamp with time zone', 'jobs.finished_at is timestamptz');
+SELECT col_type_is('procq', 'jobs', 'worker', 'text', 'jobs.worker is text');
+SELECT col_type_is('procq', 'jobs', 'pending_parents', 'integer', 'jobs.pending_parents is integer');
+SELECT col_type_is('procq', 'jobs', 'lock_blocked', 'boolean', 'jobs.lock_blocked is boolean');
+SELECT col_type_is('procq', 'jobs', 'delayed', 'boolean', 'jobs.delayed is boolean');
+SELECT col_type_is('procq', 'jobs', 'lease_expires_at', 'timestamp with time zone', 'jobs.lease_expires_at is timestamptz');
+SELECT col_type_is('procq', 'jobs', 'cancelled_by', 'bigint', 'jobs.cancelled_by is bigint');
+
+SELECT set_eq(
+    $$SELECT attname::text COLLATE "default" FROM pg_attribute
+      WHERE attrelid = 'procq.jobs'::regclass AND attnum > 0 AND NOT attisdropped AND attnotnull$$,
+    ARRAY['id', 'queue', 'task', 'args', 'status', 'priority', 'attempts',
+          'max_attempts', 'created_at', 'pending_parents', 'lock_blocked', 'delayed'],
+    'exactly the documented columns of procq.jobs are NOT NULL');
+SELECT is(
+    (SELECT attidentity::text FROM pg_attribute
+     WHERE attrelid = 'procq.jobs'::regclass AND attname = 'id'),
+    'a',
+    'jobs.id is GENERATED ALWAYS AS IDENTITY');
+SELECT results_eq(
+    $$SELECT a.attname::text COLLATE "default", pg_get_expr(d.adbin, d.adrelid) COLLATE "default"
+      FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+      WHERE d.adrelid = 'procq.jobs'::regclass ORDER BY a.attnum$$,
+    $$VALUES ('queue', '''default''::text'), ('args', '''{}''::jsonb'),
+             ('status', '''todo''::procq.job_status'), ('priority', '0'),
+             ('attempts', '0'), ('max_attempts', '1'),
+             ('created_at', 'clock_timestamp()'), ('pending_parents', '0'),
+             ('lock_blocked', 'false'), ('delayed', 'false')$$,
+    'procq.jobs column defaults are the documented ones');
+
+SELECT has_pk('procq', 'jobs', 'procq.jobs has a primary key');
+SELECT col_is_pk('procq', 'jobs', ARRAY['id'], 'the primary key of procq.jobs is id');
+
+-- The indexes the API's statements depend on.
+SELECT has_index('procq', 'jobs', 'jobs_ready_idx', ARRAY['priority', 'id'],
+    'jobs_ready_idx orders ready jobs by priority, id');
+SELECT has_index('procq', 'jobs', 'jobs_ready_queue_idx', ARRAY['queue', 'priority', 'id'],
+    'jobs_ready_queue_idx orders ready jobs per queue');
+SELECT index_is_unique('procq', 'jobs', 'jobs_one_doing_per_lock_idx',
+    'at most one doing job per lock value (unique index)');
+SELECT is(
+    (SELECT pg_get_expr(indpred, indrelid) COLLATE "default" FROM pg_index
+     WHERE indexrelid = 'procq.jobs_one_doing_per_lock_idx'::regclass),
+    '((status = ''doing''::procq.job_status) AND (lock IS NOT NULL))',
+    'jobs_one_doing_per_lock_idx covers doing jobs with a lock only');
+SELECT index_is_unique('procq', 'jobs', 'jobs_queueing_lock_idx',
+    'at most one todo job per queueing_lock (unique index)');
+SELECT is(
+    (SELECT pg_get_expr(indpred, indrelid) COLLATE "default" FROM pg_index
+     WHERE indexrelid = 'procq.jobs_queueing_lock_idx'::regclass),
+    '((status = ''todo''::procq.job_status) AND (queueing_lock IS NOT NULL))',
+    'jobs_queueing_lock_idx covers todo jobs with a queueing_lock only');
+
+------------------------------------------------------------------------------
+-- procq.job_dependencies
+------------------------------------------------------------------------------
+
+SELECT has_table('procq', 'job_dependencies', 'table procq.job_dependencies exists');
+SELECT columns_are('procq', 'job_dependencies', ARRAY['job_id', 'depends_on'],
+    'procq.job_dependencies has exactly job_id and depends_on');
+SELECT col_type_is('procq', 'job_dependencies', 'job_id', 'bigint', 'job_dependencies.job_id is bigint');
+SELECT col_type_is('procq', 'job_dependencies', 'depends_on', 'bigint', 'job_dependencies.depends_on is bigint');
+SELECT col_not_null('procq', 'job_dependencies', 'job_id', 'job_dependencies.job_id is NOT NULL');
+SELECT col_not_null('procq', 'job_dependencies', 'depends_on', 'job_dependencies.depends_on is NOT NULL');
+SELECT col_is_pk('procq', 'job_dependencies', ARRAY['job_id', 'depends_on'],
+    'the primary key of procq.job_dependencies is (job_id, depends_on)');
+
+SELECT fk_ok('procq', 'job_dependencies', ARRAY['job_id'], 'procq', 'jobs', ARRAY['id'],
+    'job_dependencies.job_id references jobs.id');
+SELECT fk_ok('procq', 'job_dependencies', ARRAY['depends_on'], 'procq', 'jobs', ARRAY['id'],
+    'job_dependencies.depends_on references jobs.id');
+SELECT set_eq(
+    $$SELECT a.attname::text COLLATE "default", c.confdeltype::text
+      FROM pg_constraint c
+      JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+      WHERE c.conrelid = 'procq.job_dependencies'::regclass AND c.contype = 'f'$$,
+    $$VALUES ('job_id', 'c'), ('depends_on', 'c')$$,
+    'both foreign keys of job_dependencies are ON DELETE CASCADE (and there are no others)');
+
+-- Children of a job (finish, cancel cascades) are found by depends_on,
+-- parents of a job (defer, parent_results) by job_id: both need an index
+-- that starts with that column.
+SELECT has_index('procq', 'job_dependencies', 'job_dependencies_pkey', ARRAY['job_id', 'depends_on'],
+    'job_dependencies_pkey indexes (job_id, depends_on)');
+SELECT has_index('procq', 'job_dependencies', 'job_dependencies_depends_on_idx', ARRAY['depends_on', 'job_id'],
+    'job_dependencies_depends_on_idx indexes (depends_on, job_id)');
+SELECT set_eq(
+    $$SELECT DISTINCT a.attname::text COLLATE "default"
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+      WHERE i.indrelid = 'procq.job_dependencies'::regclass AND i.indpred IS NULL$$,
+    ARRAY['job_id', 'depends_on'],
+    'job_dependencies can be searched from either side (full indexes leading with each column)');
+
+------------------------------------------------------------------------------
+-- Triggers
+------------------------------------------------------------------------------
+
+SELECT trigger_is('procq', 'jobs', 'jobs_status_changed', 'procq', 'jobs_status_changed',
+    'jobs_status_changed runs procq.jobs_status_changed()');
+SELECT trigger_is('procq', 'jobs', 'jobs_deleted', 'procq', 'jobs_deleted',
+    'jobs_deleted runs procq.jobs_deleted()');
+SELECT trigger_is('procq', 'job_dependencies', 'dependency_deleted', 'procq', 'dependency_deleted',
+    'dependency_deleted runs procq.dependency_deleted()');
+
+------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC on the schema, tables and sequence
+------------------------------------------------------------------------------
+
+SELECT is_empty(
+    $$SELECT n.nspname FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+      WHERE n.nspname = 'procq' AND a.grantee = 0$$,
+    'PUBLIC has no privilege on schema procq');
+SELECT is_empty(
+    $$SELECT c.relname, a.privilege_type
+      FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+      WHERE c.relnamespace = 'procq'::regnamespace AND c.relkind IN ('r', 'S') AND a.grantee = 0$$,
+    'PUBLIC has no privilege on the tables and the sequence of procq');
+
+------------------------------------------------------------------------------
+-- CHECK constraints: direct INSERTs of impossible rows are rejected.  Each
+-- row breaks exactly one rule, named in the expected message.
+------------------------------------------------------------------------------
+
+-- A row that breaks no rule is accepted (the constraints are not simply
+-- rejecting everything).
+SELECT lives_ok(
+    $$INSERT INTO procq.jobs (task) VALUES ('direct')$$,
+    'a plain todo job can be inserted directly');
+
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, status, max_attempts, finished_at)
+      VALUES ('t', 'cancelled', 0, now())$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_max_attempts_positive"',
+    'max_attempts 0 is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, status, attempts, max_attempts, lease_expires_at)
+      VALUES ('t', 'doing', 1, 1, now())$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_doing_is_runnable"',
+    'a doing job without started_at is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, status, attempts, started_at)
+      VALUES ('t', 'doing', 1, now())$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_doing_is_runnable"',
+    'a doing job without a lease is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, status, attempts, started_at, lease_expires_at, pending_parents)
+      VALUES ('t', 'doing', 1, now(), now(), 1)$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_doing_is_runnable"',
+    'a doing job with a pending parent is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, status, attempts, finished_at, result)
+      VALUES ('t', 'failed', 1, now(), '{"x": 1}')$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_result_only_on_success"',
+    'a result on a failed job is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, status, attempts) VALUES ('t', 'failed', 1)$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_finished_iff_final"',
+    'a failed job without finished_at is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, finished_at) VALUES ('t', now())$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_finished_iff_final"',
+    'a todo job with finished_at is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, attempts, max_attempts) VALUES ('t', 2, 2)$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_todo_has_attempts_left"',
+    'a todo job without attempts left is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, status, attempts, max_attempts, finished_at)
+      VALUES ('t', 'failed', 3, 2, now())$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_attempts_in_range"',
+    'more attempts than max_attempts is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, pending_parents) VALUES ('t', -1)$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_pending_parents_not_negative"',
+    'a negative pending_parents is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, lock_blocked) VALUES ('t', true)$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_lock_blocked_needs_lock"',
+    'lock_blocked without a lock is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, delayed) VALUES ('t', true)$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_delayed_needs_schedule"',
+    'delayed without scheduled_at is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, lease_expires_at) VALUES ('t', now())$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_lease_only_when_doing"',
+    'a lease on a todo job is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, cancelled_by) VALUES ('t', 1)$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_cancelled_by_only_when_cancelled"',
+    'cancelled_by on a todo job is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task) VALUES ('')$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_task_not_empty"',
+    'an empty task is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, queue) VALUES ('t', '')$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_queue_not_empty"',
+    'an empty queue is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (id, task) VALUES (1000000, 't')$$,
+    '428C9', NULL,
+    'job ids cannot be chosen (GENERATED ALWAYS)');
+
+-- Dependencies: a parent always has a lower id than its child, which makes
+-- every dependency graph acyclic.
+SELECT procq.defer('older') AS older_id \gset
+SELECT procq.defer('newer') AS newer_id \gset
+SELECT throws_ok(
+    format('INSERT INTO procq.job_dependencies (job_id, depends_on) VALUES (%s, %s)',
+           :older_id, :newer_id),
+    '23514', 'new row for relation "job_dependencies" violates check constraint "job_dependencies_parent_first"',
+    'a dependency on a job with a higher id is rejected');
+SELECT throws_ok(
+    format('INSERT INTO procq.job_dependencies (job_id, depends_on) VALUES (%s, %s)',
+           :newer_id, :newer_id),
+    '23514', 'new row for relation "job_dependencies" violates check constraint "job_dependencies_parent_first"',
+    'a job cannot depend on itself');
+SELECT throws_ok(
+    format('INSERT INTO procq.job_dependencies (job_id, depends_on) VALUES (%s, 0)', :newer_id),
+    '23503', NULL,
+    'a dependency on a job that does not exist is rejected');
+SELECT lives_ok(
+    format('INSERT INTO procq.job_dependencies (job_id, depends_on) VALUES (%s, %s)',
+           :newer_id, :older_id),
+    'a dependency on a job with a lower id is accepted');
+SELECT throws_ok(
+    format('INSERT INTO procq.job_dependencies (job_id, depends_on) VALUES (%s, %s)',
+           :newer_id, :older_id),
+    '23505', NULL,
+    'the same dependency cannot be recorded twice');
+
+-- ON DELETE CASCADE in action: deleting either end removes the row.
+SELECT lives_ok(
+    format('DELETE FROM procq.jobs WHERE id = %s', :older_id),
+    'a parent can be deleted while a dependency names it');
+SELECT is_empty(
+    format('SELECT 1 FROM procq.job_dependencies WHERE depends_on = %s OR job_id = %s',
+           :older_id, :older_id),
+    'deleting a job deletes its dependency rows');
+
+SELECT * FROM finish();
+ROLLBACK;
