@@ -11,9 +11,11 @@
  *	- runs them as the owner of procq.jobs, so that application roles need
  *	  EXECUTE on the API functions but no privileges on the tables, and
  *	- gives each a fresh snapshot, so that the bookkeeping sees rows that
- *	  concurrent transactions committed while we waited for a row lock, in
- *	  every isolation level (in READ COMMITTED that is what SPI would do
- *	  anyway; in REPEATABLE READ the transaction snapshot would be stale).
+ *	  concurrent transactions committed while we waited for a row lock (in
+ *	  READ COMMITTED that is what SPI would do anyway; in REPEATABLE READ
+ *	  the transaction snapshot would be stale, and the bookkeeping must
+ *	  never act on a stale view).  There, PostgreSQL may still refuse a
+ *	  change with a serialization failure, which the caller retries.
  *
  *-------------------------------------------------------------------------
  */
