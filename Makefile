@@ -35,6 +35,9 @@ all install installcheck:
 	@exit 1
 endif
 
+# PGXS does not track header dependencies.
+$(OBJS): src/procq.h
+
 .PHONY: deps test demo bench
 
 deps:

@@ -209,6 +209,12 @@ LANGUAGE C
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_status_changed';
 
+CREATE FUNCTION procq.jobs_status_normalize()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_jobs_status_normalize';
+
 CREATE FUNCTION procq.jobs_deleted()
 RETURNS trigger
 LANGUAGE C
@@ -220,6 +226,15 @@ RETURNS trigger
 LANGUAGE C
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_dependency_deleted';
+
+-- A DBA may change a status with a plain UPDATE (SET status = 'cancelled');
+-- this fills in what the new status implies for the other columns
+-- (finished_at, bookkeeping flags) so that the row stays valid.
+CREATE TRIGGER jobs_status_normalize
+    BEFORE UPDATE OF status ON procq.jobs
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status <> 'doing')
+    EXECUTE FUNCTION procq.jobs_status_normalize();
 
 -- Any change of status (through the API or a DBA's UPDATE) releases,
 -- cancels or requeues dependents and moves lock queues along.  Taking a job
@@ -262,6 +277,7 @@ REVOKE ALL ON FUNCTION
     procq.recover_stalled(),
     procq.parent_results(bigint),
     procq.jobs_status_changed(),
+    procq.jobs_status_normalize(),
     procq.jobs_deleted(),
     procq.dependency_deleted()
 FROM PUBLIC;

@@ -555,9 +555,10 @@ procq_finish_job(PG_FUNCTION_ARGS)
  * procq.retry_job(job_id, scheduled_at) returns void
  *
  * Puts a failed or cancelled job back to todo with a fresh set of
- * attempts.  The status trigger requeues the descendants that were
- * cancelled because of it, and refuses when a parent of the job itself
- * failed or was cancelled (that parent must be retried instead).
+ * attempts; the status trigger requeues the descendants that were
+ * cancelled because of it.  Refused when a parent of the job itself failed
+ * or was cancelled: that parent must be retried instead (the trigger
+ * refuses a DBA's UPDATE in that case too).
  */
 Datum
 procq_retry_job(PG_FUNCTION_ARGS)
@@ -586,6 +587,18 @@ procq_retry_job(PG_FUNCTION_ARGS)
 				 errmsg("job %lld cannot be retried", (long long) job_id),
 				 errdetail("Its status is %s; only failed or cancelled jobs can be retried.",
 						   current)));
+	v[0] = Int64GetDatum(job_id);
+	if (pq_exec(PQ_FAILED_PARENT, v, NULL, 1) == 1)
+	{
+		int64		parent = DatumGetInt64(pq_get_attr(0, 1, &isnull));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld cannot be retried while its parent job %lld is %s",
+						(long long) job_id, (long long) parent, pq_get_text(0, 2)),
+				 errhint("Retry job %lld instead: that requeues its cancelled descendants too.",
+						 (long long) parent)));
+	}
 	if (qlock != NULL)
 	{
 		pq_lock_queueing_key(qlock, false);

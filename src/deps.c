@@ -32,10 +32,12 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 
 #include "procq.h"
 
 PG_FUNCTION_INFO_V1(procq_jobs_status_changed);
+PG_FUNCTION_INFO_V1(procq_jobs_status_normalize);
 PG_FUNCTION_INFO_V1(procq_jobs_deleted);
 PG_FUNCTION_INFO_V1(procq_dependency_deleted);
 
@@ -184,42 +186,85 @@ pq_refresh_lock(const char *lock)
 }
 
 /*
- * release_children decrements pending_parents of every child of a job that
- * just succeeded, and notifies the queues of children that became ready.
- * Two parents succeeding at once serialize on the child's row lock, and
- * each sees the other's decrement: the child is released exactly once.
+ * children_of finds the dependency rows whose parent is in parents, and
+ * returns the children and their parent as two parallel bigint[] Datums
+ * (a child with two parents among them appears twice).  Returns false when
+ * there are none.
+ *
+ * The walks below look up children first and then change them by primary
+ * key (id = ANY(...)): that plan stays right even before the table has
+ * statistics, where a join could choose a full scan per graph level.
  */
-static void
-release_children(int64 parent)
+static bool
+children_of(IdList *parents, Datum *children, Datum *their_parents)
 {
-	Datum		v[1] = {Int64GetDatum(parent)};
-	int			nqueues = pq_exec(PQ_RELEASE_CHILDREN, v, NULL, 0);
+	Datum		v[1];
+	IdList		kids = {0};
+	IdList		ps = {0};
+	int			n;
 
-	for (int i = 0; i < nqueues; i++)
-		pq_notify_ready(pq_get_text(i, 1));
+	v[0] = ids_datum(parents);
+	n = pq_exec(PQ_CHILDREN_OF, v, NULL, 0);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		idlist_add(&kids, DatumGetInt64(pq_get_attr(i, 1, &isnull)));
+		idlist_add(&ps, DatumGetInt64(pq_get_attr(i, 2, &isnull)));
+	}
 	SPI_freetuptable(SPI_tuptable);
+	pfree(DatumGetPointer(v[0]));
+	if (n == 0)
+		return false;
+	*children = ids_datum(&kids);
+	*their_parents = ids_datum(&ps);
+	pfree(kids.ids);
+	pfree(ps.ids);
+	return true;
 }
 
 /*
- * lock_child_queues takes the advisory locks of the lock queues of the
- * children a cascade step is about to change (found by stmt), before
- * their rows are locked (see pq_lock_key).
+ * lock_queues_of takes the advisory locks of the lock queues of the given
+ * jobs (a bigint[] Datum), in a fixed order, before the caller changes
+ * their rows (see pq_lock_key), and returns the lock values as a List.
  */
-static void
-lock_child_queues(PQStmt stmt, Datum frontier)
+static List *
+lock_queues_of(Datum ids)
 {
-	Datum		v[1] = {frontier};
-	int			n = pq_exec(stmt, v, NULL, 0);
+	Datum		v[1] = {ids};
+	int			n = pq_exec(PQ_LOCKS_OF, v, NULL, 0);
 	List	   *locks = NIL;
 	ListCell   *lc;
 
 	for (int i = 0; i < n; i++)
 		locks = lappend(locks, pq_get_text(i, 1));
 	SPI_freetuptable(SPI_tuptable);
-	list_sort(locks, cmp_cstring_cells);
 	foreach(lc, locks)
 		pq_lock_key((char *) lfirst(lc));
-	list_free(locks);
+	return locks;
+}
+
+/*
+ * release_children decrements pending_parents of every child of a job that
+ * just succeeded, and notifies the queues of children that became ready.
+ * The children are locked in id order, so that parents finishing at once
+ * cannot deadlock on them; the second of two such parents waits for the
+ * first and sees its decrement: the child is released exactly once.
+ */
+static void
+release_children(int64 parent)
+{
+	IdList		parents = {0};
+	Datum		v[2];
+	int			nqueues;
+
+	idlist_add(&parents, parent);
+	if (!children_of(&parents, &v[0], &v[1]))
+		return;
+	nqueues = pq_exec(PQ_RELEASE_CHILDREN, v, NULL, 0);
+	for (int i = 0; i < nqueues; i++)
+		pq_notify_ready(pq_get_text(i, 1));
+	SPI_freetuptable(SPI_tuptable);
 }
 
 /*
@@ -234,34 +279,31 @@ cancel_descendants(int64 root, const char *first, const char *deeper)
 {
 	IdList		frontier = {0};
 	List	   *locks = NIL;
-	Datum		v[2];
+	Datum		v[3];
 
 	idlist_add(&frontier, root);
-	v[1] = CStringGetTextDatum(first);
+	v[2] = CStringGetTextDatum(first);
 
-	while (frontier.n > 0)
+	while (frontier.n > 0 && children_of(&frontier, &v[0], &v[1]))
 	{
 		IdList		next = {0};
 		int			n;
 
-		v[0] = ids_datum(&frontier);
-		lock_child_queues(PQ_CANCEL_CHILD_LOCKS, v[0]);
+		locks = list_concat(locks, lock_queues_of(v[0]));
 		n = pq_exec(PQ_CANCEL_CHILDREN, v, NULL, 0);
 		for (int i = 0; i < n; i++)
 		{
 			bool		isnull;
-			char	   *lock = pq_get_text(i, 2);
 
 			idlist_add(&next, DatumGetInt64(pq_get_attr(i, 1, &isnull)));
-			if (lock != NULL)
-				locks = lappend(locks, lock);
 		}
 		SPI_freetuptable(SPI_tuptable);
 		pfree(DatumGetPointer(v[0]));
+		pfree(DatumGetPointer(v[1]));
 		if (frontier.ids)
 			pfree(frontier.ids);
 		frontier = next;
-		v[1] = CStringGetTextDatum(deeper);
+		v[2] = CStringGetTextDatum(deeper);
 	}
 
 	refresh_locks(locks);
@@ -278,32 +320,73 @@ revive_descendants(int64 root)
 {
 	IdList		frontier = {0};
 	List	   *locks = NIL;
-	Datum		v[1];
+	Datum		v[2];
 
 	idlist_add(&frontier, root);
 
-	while (frontier.n > 0)
+	while (frontier.n > 0 && children_of(&frontier, &v[0], &v[1]))
 	{
+		IdList		revive = {0};
+		IdList		blamed = {0};
+		IdList		blame = {0};
+		List	   *hows = NIL;
 		IdList		next = {0};
 		int			n;
 
-		v[0] = ids_datum(&frontier);
-		lock_child_queues(PQ_REVIVE_CHILD_LOCKS, v[0]);
-		n = pq_exec(PQ_REVIVE_CHILDREN, v, NULL, 0);
+		/* Which children come back, and which stay cancelled (and why) */
+		n = pq_exec(PQ_REVIVE_CANDIDATES, v, NULL, 0);
 		for (int i = 0; i < n; i++)
 		{
 			bool		isnull;
-			char	   *lock = pq_get_text(i, 3);
+			int64		id = DatumGetInt64(pq_get_attr(i, 1, &isnull));
+			Datum		parent = pq_get_attr(i, 2, &isnull);
 
-			idlist_add(&next, DatumGetInt64(pq_get_attr(i, 1, &isnull)));
-			if (lock != NULL)
-				locks = lappend(locks, lock);
-			else if (DatumGetBool(pq_get_attr(i, 4, &isnull)))
-				pq_notify_ready(pq_get_text(i, 2));
+			if (isnull)
+				idlist_add(&revive, id);
+			else
+			{
+				idlist_add(&blamed, id);
+				idlist_add(&blame, DatumGetInt64(parent));
+				hows = lappend(hows, strcmp(pq_get_text(i, 3), "failed") == 0
+							   ? "failed" : "was cancelled");
+			}
 		}
 		SPI_freetuptable(SPI_tuptable);
-		pq_exec(PQ_REBLAME_CHILDREN, v, NULL, 0);
+
+		if (blamed.n > 0)
+		{
+			Datum	   *how_elems = palloc(sizeof(Datum) * blamed.n);
+			Datum		r[3];
+
+			for (int i = 0; i < blamed.n; i++)
+				how_elems[i] = CStringGetTextDatum((char *) list_nth(hows, i));
+			r[0] = ids_datum(&blamed);
+			r[1] = ids_datum(&blame);
+			r[2] = PointerGetDatum(construct_array(how_elems, blamed.n, TEXTOID,
+												   -1, false, TYPALIGN_INT));
+			pq_exec(PQ_REBLAME, r, NULL, 0);
+		}
+
+		if (revive.n > 0)
+		{
+			Datum		r[1] = {ids_datum(&revive)};
+
+			locks = list_concat(locks, lock_queues_of(r[0]));
+			n = pq_exec(PQ_REVIVE, r, NULL, 0);
+			for (int i = 0; i < n; i++)
+			{
+				bool		isnull;
+
+				idlist_add(&next, DatumGetInt64(pq_get_attr(i, 1, &isnull)));
+				if (pq_get_text(i, 3) == NULL &&
+					DatumGetBool(pq_get_attr(i, 4, &isnull)))
+					pq_notify_ready(pq_get_text(i, 2));
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+
 		pfree(DatumGetPointer(v[0]));
+		pfree(DatumGetPointer(v[1]));
 		if (frontier.ids)
 			pfree(frontier.ids);
 		frontier = next;
@@ -349,20 +432,120 @@ job_row_from(HeapTuple tuple, TupleDesc desc)
 
 /*
  * trigger_data checks that a trigger function was called the way the
- * install script declares it, and returns its TriggerData.
+ * install script declares it (AFTER or BEFORE, FOR EACH ROW), and returns
+ * its TriggerData.
  */
 static TriggerData *
-trigger_data(FunctionCallInfo fcinfo, const char *name)
+trigger_data(FunctionCallInfo fcinfo, const char *name, bool after)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		(after ? !TRIGGER_FIRED_AFTER(trigdata->tg_event)
+		 : !TRIGGER_FIRED_BEFORE(trigdata->tg_event)) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired as an AFTER ... FOR EACH ROW trigger", name)));
+				 errmsg("%s must be fired as an %s ... FOR EACH ROW trigger",
+						name, after ? "AFTER" : "BEFORE")));
 	return trigdata;
+}
+
+/* Columns that procq_jobs_status_normalize may set, and their values. */
+typedef struct ColumnChanges
+{
+	int			n;
+	int			cols[8];
+	Datum		values[8];
+	bool		nulls[8];
+} ColumnChanges;
+
+/*
+ * set_column records that column name of the row becomes value (or NULL),
+ * unless it already is.
+ */
+static void
+set_column(ColumnChanges *changes, HeapTuple tuple, TupleDesc desc,
+		   const char *name, Datum value, bool isnull)
+{
+	int			attnum = SPI_fnumber(desc, name);
+	Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+	bool		was_null;
+	Datum		was = SPI_getbinval(tuple, desc, attnum, &was_null);
+
+	if (was_null && isnull)
+		return;
+	if (!was_null && !isnull &&
+		datumIsEqual(was, value, att->attbyval, att->attlen))
+		return;
+	Assert(changes->n < lengthof(changes->cols));
+	changes->cols[changes->n] = attnum;
+	changes->values[changes->n] = value;
+	changes->nulls[changes->n] = isnull;
+	changes->n++;
+}
+
+/*
+ * procq.jobs_status_normalize(): BEFORE UPDATE OF status ON procq.jobs.
+ *
+ * Makes the rest of the row agree with a new status, so that a DBA can
+ * write UPDATE procq.jobs SET status = 'cancelled' WHERE ...: a final
+ * status gets finished_at, a job that is not todo is neither delayed nor
+ * lock_blocked, only a doing job has a lease, only a cancelled job has
+ * cancelled_by, and a failed or cancelled job put back to todo gets fresh
+ * attempts and waits for its lock queue's hand-off.  The API's own
+ * updates already agree, and pass through unchanged.
+ */
+Datum
+procq_jobs_status_normalize(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_status_normalize", false);
+	TupleDesc	desc = trigdata->tg_relation->rd_att;
+	HeapTuple	tuple = trigdata->tg_newtuple;
+	char	   *old_status = SPI_getvalue(trigdata->tg_trigtuple, desc, SPI_fnumber(desc, "status"));
+	char	   *status = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "status"));
+	bool		todo = strcmp(status, "todo") == 0;
+	bool		final = !todo && strcmp(status, "doing") != 0;
+	bool		isnull;
+	ColumnChanges changes = {0};
+
+	if (!todo)
+	{
+		set_column(&changes, tuple, desc, "delayed", BoolGetDatum(false), false);
+		set_column(&changes, tuple, desc, "lock_blocked", BoolGetDatum(false), false);
+	}
+	set_column(&changes, tuple, desc, "lease_expires_at", (Datum) 0, true);
+	if (strcmp(status, "cancelled") != 0)
+		set_column(&changes, tuple, desc, "cancelled_by", (Datum) 0, true);
+	if (!final)
+		set_column(&changes, tuple, desc, "finished_at", (Datum) 0, true);
+	else
+	{
+		(void) SPI_getbinval(tuple, desc, SPI_fnumber(desc, "finished_at"), &isnull);
+		if (isnull)
+			set_column(&changes, tuple, desc, "finished_at",
+					   TimestampTzGetDatum(GetCurrentTimestamp()), false);
+	}
+
+	if (todo && (strcmp(old_status, "failed") == 0 || strcmp(old_status, "cancelled") == 0))
+	{
+		int32		attempts = DatumGetInt32(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "attempts"), &isnull));
+		int32		max_attempts = DatumGetInt32(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "max_attempts"), &isnull));
+		Datum		scheduled_at = SPI_getbinval(tuple, desc, SPI_fnumber(desc, "scheduled_at"), &isnull);
+
+		if (attempts >= max_attempts)
+			set_column(&changes, tuple, desc, "attempts", Int32GetDatum(0), false);
+		set_column(&changes, tuple, desc, "delayed",
+				   BoolGetDatum(!isnull && DatumGetTimestampTz(scheduled_at) > GetCurrentTimestamp()),
+				   false);
+		(void) SPI_getbinval(tuple, desc, SPI_fnumber(desc, "lock"), &isnull);
+		set_column(&changes, tuple, desc, "lock_blocked", BoolGetDatum(!isnull), false);
+	}
+
+	if (changes.n > 0)
+		tuple = heap_modify_tuple_by_cols(tuple, desc, changes.n, changes.cols,
+										  changes.values, changes.nulls);
+	return PointerGetDatum(tuple);
 }
 
 /*
@@ -466,7 +649,7 @@ status_changed_cb(void *old, void *new)
 Datum
 procq_jobs_status_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_status_changed");
+	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_status_changed", true);
 	TupleDesc	desc = trigdata->tg_relation->rd_att;
 	JobRow		old;
 	JobRow		new;
@@ -497,7 +680,7 @@ refresh_lock_cb(void *lock, void *unused)
 Datum
 procq_jobs_deleted(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_deleted");
+	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_deleted", true);
 	JobRow		old = job_row_from(trigdata->tg_trigtuple,
 								   trigdata->tg_relation->rd_att);
 
@@ -588,7 +771,7 @@ dependency_gone(void *childp, void *parentp)
 Datum
 procq_dependency_deleted(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = trigger_data(fcinfo, "procq.dependency_deleted");
+	TriggerData *trigdata = trigger_data(fcinfo, "procq.dependency_deleted", true);
 	TupleDesc	desc = trigdata->tg_relation->rd_att;
 	bool		isnull;
 	int64		child;

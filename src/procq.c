@@ -206,70 +206,66 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" FROM procq.jobs WHERE id = $1",
 		1, {INT8OID}
 	},
+	[PQ_CHILDREN_OF] = {
+		"SELECT job_id, depends_on FROM procq.job_dependencies"
+		" WHERE depends_on = ANY($1) ORDER BY job_id",
+		1, {INT8ARRAYOID}
+	},
+	[PQ_LOCKS_OF] = {
+		"SELECT DISTINCT lock FROM procq.jobs"
+		" WHERE id = ANY($1) AND lock IS NOT NULL ORDER BY lock",
+		1, {INT8ARRAYOID}
+	},
 	[PQ_RELEASE_CHILDREN] = {
-		"WITH children AS (SELECT j.id FROM procq.job_dependencies d"
-		"  JOIN procq.jobs j ON j.id = d.job_id WHERE d.depends_on = $1"
-		"  ORDER BY j.id FOR NO KEY UPDATE OF j),"
+		"WITH children AS (SELECT id FROM procq.jobs WHERE id = ANY($1)"
+		"  ORDER BY id FOR NO KEY UPDATE),"
 		" released AS (UPDATE procq.jobs j"
 		"  SET pending_parents = j.pending_parents - 1"
-		"  FROM children c WHERE j.id = c.id"
+		"  FROM children c WHERE j.id = ANY($1) AND j.id = c.id"
 		"  RETURNING j.queue, j." READY_COND " AS ready)"
 		" SELECT DISTINCT queue FROM released WHERE ready",
-		1, {INT8OID}
-	},
-	[PQ_CANCEL_CHILD_LOCKS] = {
-		"SELECT DISTINCT j.lock FROM procq.job_dependencies d"
-		" JOIN procq.jobs j ON j.id = d.job_id"
-		" WHERE d.depends_on = ANY($1) AND j.status = 'todo'"
-		" AND j.lock IS NOT NULL",
 		1, {INT8ARRAYOID}
 	},
 	[PQ_CANCEL_CHILDREN] = {
 		"UPDATE procq.jobs j SET status = 'cancelled',"
-		" finished_at = clock_timestamp(), cancelled_by = d.depends_on,"
-		" error = 'parent job ' || d.depends_on || ' ' || $2,"
+		" finished_at = clock_timestamp(), cancelled_by = c.parent,"
+		" error = 'parent job ' || c.parent || ' ' || $3,"
 		" lock_blocked = false, delayed = false"
-		" FROM procq.job_dependencies d"
-		" WHERE d.depends_on = ANY($1) AND j.id = d.job_id AND j.status = 'todo'"
-		" RETURNING j.id, j.lock",
-		2, {INT8ARRAYOID, TEXTOID}
+		" FROM unnest($1::bigint[], $2::bigint[]) AS c(child, parent)"
+		" WHERE j.id = ANY($1) AND j.id = c.child AND j.status = 'todo'"
+		" RETURNING j.id",
+		3, {INT8ARRAYOID, INT8ARRAYOID, TEXTOID}
 	},
-	[PQ_REVIVE_CHILD_LOCKS] = {
-		"SELECT DISTINCT j.lock FROM procq.job_dependencies d"
-		" JOIN procq.jobs j ON j.id = d.job_id"
-		" WHERE d.depends_on = ANY($1) AND j.status = 'cancelled'"
-		" AND j.cancelled_by = d.depends_on AND j.lock IS NOT NULL",
-		1, {INT8ARRAYOID}
+	[PQ_REVIVE_CANDIDATES] = {
+		"SELECT s.id, s.blame,"
+		" (SELECT p.status::text FROM procq.jobs p WHERE p.id = s.blame)"
+		" FROM (SELECT j.id, (SELECT d.depends_on FROM procq.job_dependencies d"
+		"   WHERE d.job_id = j.id AND (SELECT p.status FROM procq.jobs p"
+		"    WHERE p.id = d.depends_on) IN ('failed', 'cancelled')"
+		"   ORDER BY d.depends_on LIMIT 1) AS blame"
+		"  FROM procq.jobs j"
+		"  JOIN unnest($1::bigint[], $2::bigint[]) AS c(child, parent)"
+		"   ON j.id = c.child"
+		"  WHERE j.id = ANY($1) AND j.status = 'cancelled'"
+		"  AND j.cancelled_by = c.parent) s",
+		2, {INT8ARRAYOID, INT8ARRAYOID}
 	},
-	[PQ_REVIVE_CHILDREN] = {
-		"UPDATE procq.jobs j SET status = 'todo', finished_at = NULL,"
+	[PQ_REVIVE] = {
+		"UPDATE procq.jobs SET status = 'todo', finished_at = NULL,"
 		" cancelled_by = NULL, error = NULL,"
-		" delayed = j.scheduled_at IS NOT NULL"
-		"  AND j.scheduled_at > statement_timestamp(),"
-		" lock_blocked = j.lock IS NOT NULL"
-		" FROM procq.job_dependencies d"
-		" WHERE d.depends_on = ANY($1) AND j.id = d.job_id"
-		" AND j.status = 'cancelled' AND j.cancelled_by = d.depends_on"
-		" AND NOT EXISTS (SELECT 1 FROM procq.job_dependencies d2"
-		"  JOIN procq.jobs p ON p.id = d2.depends_on"
-		"  WHERE d2.job_id = j.id AND p.status IN ('failed', 'cancelled'))"
-		" RETURNING j.id, j.queue, j.lock, j." READY_COND,
+		" delayed = scheduled_at IS NOT NULL"
+		"  AND scheduled_at > statement_timestamp(),"
+		" lock_blocked = lock IS NOT NULL"
+		" WHERE id = ANY($1) AND status = 'cancelled'"
+		" RETURNING id, queue, lock, " READY_COND,
 		1, {INT8ARRAYOID}
 	},
-	[PQ_REBLAME_CHILDREN] = {
-		"WITH blame AS (SELECT DISTINCT ON (c.id) c.id, p.id AS parent, p.status"
-		"  FROM procq.job_dependencies d0"
-		"  JOIN procq.jobs c ON c.id = d0.job_id AND c.status = 'cancelled'"
-		"   AND c.cancelled_by = d0.depends_on"
-		"  JOIN procq.job_dependencies d ON d.job_id = c.id"
-		"  JOIN procq.jobs p ON p.id = d.depends_on"
-		"   AND p.status IN ('failed', 'cancelled')"
-		"  WHERE d0.depends_on = ANY($1) ORDER BY c.id, p.id)"
-		" UPDATE procq.jobs j SET cancelled_by = b.parent,"
-		" error = 'parent job ' || b.parent || CASE b.status"
-		"  WHEN 'failed' THEN ' failed' ELSE ' was cancelled' END"
-		" FROM blame b WHERE j.id = b.id",
-		1, {INT8ARRAYOID}
+	[PQ_REBLAME] = {
+		"UPDATE procq.jobs j SET cancelled_by = c.parent,"
+		" error = 'parent job ' || c.parent || ' ' || c.how"
+		" FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS c(id, parent, how)"
+		" WHERE j.id = ANY($1) AND j.id = c.id",
+		3, {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID}
 	},
 	[PQ_FAILED_PARENT] = {
 		"SELECT p.id, p.status::text FROM procq.job_dependencies d"

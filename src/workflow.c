@@ -45,6 +45,27 @@ typedef struct KeyIndex
 	int			index;
 } KeyIndex;
 
+/* What the error context callback says about the step being handled. */
+typedef struct StepContext
+{
+	int			nth;			/* counts from 1; 0 when no step is */
+	const char *key;
+} StepContext;
+
+/*
+ * step_context adds "workflow step N (key ...)" to errors raised while a
+ * step is validated or inserted (errors of defer's own checks, or of a
+ * parent that does not exist), so the user knows which step to fix.
+ */
+static void
+step_context(void *arg)
+{
+	StepContext *ctx = (StepContext *) arg;
+
+	if (ctx->nth > 0)
+		errcontext("workflow step %d (key \"%s\")", ctx->nth, ctx->key);
+}
+
 /*
  * step_error reports a malformed step; nth counts from 1.
  */
@@ -365,6 +386,8 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 	int			nsteps;
 	Step	   *steps;
 	int		   *order;
+	StepContext ctx = {0};
+	ErrorContextCallback errcallback;
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -379,6 +402,11 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 				 errmsg("steps must be a JSON array of step objects"),
 				 errhint("Example: '[{\"key\": \"a\", \"task\": \"t\"}, {\"key\": \"b\", \"task\": \"t\", \"depends_on\": [\"a\"]}]'")));
 
+	errcallback.callback = step_context;
+	errcallback.arg = &ctx;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
 	nsteps = JB_ROOT_COUNT(json);
 	steps = palloc0(sizeof(Step) * Max(nsteps, 1));
 	for (int i = 0; i < nsteps; i++)
@@ -386,7 +414,10 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 		JsonbValue *elem = getIthJsonbValueFromContainer(&json->root, i);
 
 		parse_step(elem, i + 1, &steps[i]);
+		ctx.nth = i + 1;
+		ctx.key = steps[i].key;
 		pq_validate_spec(&steps[i].spec);
+		ctx.nth = 0;
 	}
 	resolve_keys(steps, nsteps);
 	order = topological_order(steps, nsteps);
@@ -396,6 +427,9 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 	{
 		Step	   *step = &steps[order[o]];
 		int			n = 0;
+
+		ctx.nth = order[o] + 1;
+		ctx.key = step->key;
 
 		step->spec.parents = palloc(sizeof(int64) *
 									Max(step->nparent_keys + step->nparent_ids, 1));
@@ -408,7 +442,9 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 
 		step->job_id = pq_defer_job(&step->spec);
 	}
+	ctx.nth = 0;
 	pq_finish();
+	error_context_stack = errcallback.previous;
 
 	for (int i = 0; i < nsteps; i++)
 	{

@@ -21,7 +21,7 @@ SELECT plan(72);
 SELECT functions_are('procq', ARRAY[
     'defer', 'defer_workflow', 'fetch_job', 'finish_job', 'retry_job',
     'cancel_job', 'heartbeat', 'recover_stalled', 'parent_results',
-    'jobs_status_changed', 'jobs_deleted', 'dependency_deleted'],
+    'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted'],
     'schema procq has exactly the API and the trigger functions');
 
 SELECT has_function('procq', 'defer',
@@ -118,7 +118,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 12, 'procq has 12 functions (guards the checks below against passing vacuously)');
+    '=', 13, 'procq has 13 functions (guards the checks below against passing vacuously)');
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace

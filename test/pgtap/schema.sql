@@ -13,7 +13,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(87);
+SELECT plan(88);
 
 ------------------------------------------------------------------------------
 -- Extension and schema
@@ -180,6 +180,8 @@ SELECT set_eq(
 
 SELECT trigger_is('procq', 'jobs', 'jobs_status_changed', 'procq', 'jobs_status_changed',
     'jobs_status_changed runs procq.jobs_status_changed()');
+SELECT trigger_is('procq', 'jobs', 'jobs_status_normalize', 'procq', 'jobs_status_normalize',
+    'jobs_status_normalize runs procq.jobs_status_normalize()');
 SELECT trigger_is('procq', 'jobs', 'jobs_deleted', 'procq', 'jobs_deleted',
     'jobs_deleted runs procq.jobs_deleted()');
 SELECT trigger_is('procq', 'job_dependencies', 'dependency_deleted', 'procq', 'dependency_deleted',
