@@ -11,7 +11,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 EXTENSION  = procq
 MODULE_big = procq
-OBJS       = src/procq.o src/api.o src/deps.o src/workflow.o
+OBJS       = src/procq.o src/api.o src/deps.o src/workflow.o src/worker.o src/shell.o
 DATA       = sql/procq--1.0.sql
 PGFILEDESC = "procq - dependency-aware job queue"
 
@@ -36,7 +36,7 @@ all install installcheck:
 endif
 
 # PGXS does not track header dependencies.
-$(OBJS): src/procq.h
+$(OBJS): src/procq.h src/shell.h
 
 .PHONY: deps test demo bench
 

@@ -29,6 +29,9 @@ CREATE TABLE procq.jobs (
     started_at       timestamptz,
     finished_at      timestamptz,
     worker           text,
+    -- The role that deferred the job: a background worker runs its SQL
+    -- handler with this role's privileges.
+    deferred_by      regrole NOT NULL DEFAULT pg_catalog.quote_ident(current_user)::regrole,
     -- Bookkeeping kept exact by procq's C code; a job is ready to fetch when
     -- it is todo, pending_parents = 0, not lock_blocked and not delayed.
     pending_parents  integer NOT NULL DEFAULT 0,
@@ -104,9 +107,27 @@ CREATE UNIQUE INDEX jobs_queueing_lock_idx ON procq.jobs (queueing_lock)
 CREATE INDEX jobs_lease_idx ON procq.jobs (lease_expires_at)
     WHERE status = 'doing';
 
+-- Handlers: what the background workers run for a task (src/worker.c).
+CREATE TABLE procq.handlers (
+    task          text PRIMARY KEY,
+    kind          text NOT NULL,
+    command       text NOT NULL,
+    timeout       interval,
+    registered_by regrole NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT handlers_kind CHECK (kind IN ('sql', 'shell')),
+    CONSTRAINT handlers_command_not_empty CHECK (command <> ''),
+    CONSTRAINT handlers_timeout_positive CHECK (timeout > interval '0')
+);
+COMMENT ON TABLE procq.handlers IS
+    'background workers run jobs of these tasks; register with procq.register_handler';
+COMMENT ON COLUMN procq.handlers.command IS
+    'sql: one statement, $1 = args (jsonb), $2 = job id; shell: a program and its arguments';
+
 -- Jobs are user data: pg_dump dumps them although the tables belong to the
 -- extension.
 SELECT pg_catalog.pg_extension_config_dump('procq.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('procq.handlers', '');
 SELECT pg_catalog.pg_extension_config_dump('procq.job_dependencies', '');
 SELECT pg_catalog.pg_extension_config_dump('procq.jobs_id_seq', '');
 
@@ -167,13 +188,13 @@ AS 'MODULE_PATHNAME', 'procq_retry_job';
 COMMENT ON FUNCTION procq.retry_job(bigint, timestamptz) IS
     'put a failed or cancelled job, and the descendants cancelled because of it, back to todo';
 
-CREATE FUNCTION procq.cancel_job(job_id bigint)
+CREATE FUNCTION procq.cancel_job(job_id bigint, abort boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_cancel_job';
-COMMENT ON FUNCTION procq.cancel_job(bigint) IS
-    'cancel a todo job and its waiting descendants; false when the job is not todo';
+COMMENT ON FUNCTION procq.cancel_job(bigint, boolean) IS
+    'cancel a todo job (with abort, also stop a doing one) and its waiting descendants';
 
 CREATE FUNCTION procq.heartbeat(job_id bigint)
 RETURNS timestamptz
@@ -198,6 +219,49 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_parent_results';
 COMMENT ON FUNCTION procq.parent_results(bigint) IS
     'the results of the job''s parents, keyed by parent id';
+
+------------------------------------------------------------------------------
+-- Background workers (C, src/worker.c)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION procq.register_handler(
+    task text,
+    kind text,
+    command text,
+    timeout interval DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_register_handler';
+COMMENT ON FUNCTION procq.register_handler(text, text, text, interval) IS
+    'let the background workers run jobs of task with a sql or shell handler';
+
+CREATE FUNCTION procq.unregister_handler(task text)
+RETURNS boolean
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_unregister_handler';
+COMMENT ON FUNCTION procq.unregister_handler(text) IS
+    'stop running jobs of task in the background workers; false if it had no handler';
+
+CREATE FUNCTION procq.worker_status(
+    OUT pid integer,
+    OUT worker text,
+    OUT state text,
+    OUT job_id bigint,
+    OUT task text,
+    OUT job_started_at timestamptz,
+    OUT jobs_done bigint,
+    OUT started_at timestamptz)
+RETURNS SETOF record
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_worker_status';
+
+CREATE VIEW procq.worker_status AS
+    SELECT * FROM procq.worker_status();
+COMMENT ON VIEW procq.worker_status IS
+    'the background workers (shared_preload_libraries = procq): what each is doing';
 
 ------------------------------------------------------------------------------
 -- Bookkeeping triggers (C, src/deps.c)
@@ -264,7 +328,8 @@ CREATE TRIGGER dependency_deleted
 -- Privileges: nothing for PUBLIC; see README for the grants to give.
 ------------------------------------------------------------------------------
 
-REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies FROM PUBLIC;
+REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies, procq.handlers,
+    procq.worker_status FROM PUBLIC;
 REVOKE ALL ON SEQUENCE procq.jobs_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
@@ -272,7 +337,10 @@ REVOKE ALL ON FUNCTION
     procq.fetch_job(text[], text),
     procq.finish_job(bigint, procq.job_status, jsonb, text),
     procq.retry_job(bigint, timestamptz),
-    procq.cancel_job(bigint),
+    procq.cancel_job(bigint, boolean),
+    procq.register_handler(text, text, text, interval),
+    procq.unregister_handler(text),
+    procq.worker_status(),
     procq.heartbeat(bigint),
     procq.recover_stalled(),
     procq.parent_results(bigint),

@@ -195,8 +195,8 @@ pq_defer_job(PQJobSpec *spec)
 	const char *status;
 	char	   *error = NULL;
 	Datum		parents_array = (Datum) 0;
-	Datum		v[13];
-	char		n[13];
+	Datum		v[14];
+	char		n[14];
 	int64		job_id;
 	bool		isnull;
 	bool		ready;
@@ -280,6 +280,7 @@ pq_defer_job(PQJobSpec *spec)
 	n[11] = failed_parent ? ' ' : 'n';
 	v[12] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	n[12] = error ? ' ' : 'n';
+	v[13] = ObjectIdGetDatum(GetUserId());
 
 	if (pq_exec(PQ_INSERT_JOB, v, n, 0) == 0)
 	{
@@ -621,25 +622,38 @@ procq_retry_job(PG_FUNCTION_ARGS)
 }
 
 /*
- * procq.cancel_job(job_id) returns boolean
+ * procq.cancel_job(job_id, abort) returns boolean
  *
  * Cancels a todo job (the status trigger cancels its waiting descendants).
- * Returns false when the job exists but is not todo.
+ * With abort, also stops a job that is running: a background worker
+ * running it is told to stop it (kill a shell job's process group, cancel
+ * a SQL job's statement) and ends it cancelled; a job an external worker
+ * runs is marked cancelled at once, and its worker's finish_job will fail.
+ * Returns false when there was nothing to cancel.
  */
 Datum
 procq_cancel_job(PG_FUNCTION_ARGS)
 {
 	int64		job_id;
+	bool		abort;
 	Datum		v[1];
 	bool		cancelled;
 
 	require_arg(fcinfo, 0, "job_id");
+	require_arg(fcinfo, 1, "abort");
 	job_id = PG_GETARG_INT64(0);
+	abort = PG_GETARG_BOOL(1);
+
+	/* A background worker runs it: it ends the job itself. */
+	if (abort && pq_abort_running_job(job_id))
+		PG_RETURN_BOOL(true);
 
 	pq_connect();
 	lock_queue_of(job_id);
 	v[0] = Int64GetDatum(job_id);
 	cancelled = pq_exec(PQ_CANCEL, v, NULL, 1) == 1;
+	if (!cancelled && abort)
+		cancelled = pq_exec(PQ_ABORT_DOING, v, NULL, 1) == 1;
 	pq_finish();
 
 	PG_RETURN_BOOL(cancelled);
@@ -714,13 +728,13 @@ procq_recover_stalled(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < nstalled; i++)
 	{
-		Datum		v[1] = {Int64GetDatum(ids[i])};
+		Datum		v[2] = {Int64GetDatum(ids[i]), (Datum) 0};
 
 		if (locks[i] != NULL && !pq_try_lock_key(locks[i], true))
 			continue;
 		if (qlocks[i] != NULL && !pq_lock_queueing_key(qlocks[i], true))
 			continue;
-		recovered += pq_exec(PQ_RECOVER_STALLED, v, NULL, 1);
+		recovered += pq_exec(PQ_RECOVER_STALLED, v, " n", 1);
 	}
 
 	pq_finish();

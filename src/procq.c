@@ -73,7 +73,7 @@ typedef struct PQStmtDef
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[13];
+	Oid			argtypes[14];
 } PQStmtDef;
 
 /*
@@ -94,16 +94,17 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 	[PQ_INSERT_JOB] = {
 		"INSERT INTO procq.jobs (queue, task, args, status, priority,"
 		" scheduled_at, max_attempts, lock, queueing_lock, pending_parents,"
-		" lock_blocked, delayed, cancelled_by, error, finished_at)"
+		" lock_blocked, delayed, cancelled_by, error, finished_at, deferred_by)"
 		" VALUES ($1, $2, $3, $4::procq.job_status, $5, $6, $7, $8, $9, $10,"
 		" $11 AND $4 = 'todo',"
 		" $4 = 'todo' AND $6 IS NOT NULL AND $6 > statement_timestamp(),"
-		" $12, $13, CASE WHEN $4 = 'todo' THEN NULL ELSE clock_timestamp() END)"
+		" $12, $13, CASE WHEN $4 = 'todo' THEN NULL ELSE clock_timestamp() END,"
+		" $14)"
 		" ON CONFLICT (queueing_lock)"
 		" WHERE status = 'todo' AND queueing_lock IS NOT NULL DO NOTHING"
 		" RETURNING id, " READY_COND,
-		13, {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
-		INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID, INT8OID, TEXTOID}
+		14, {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
+		INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID, INT8OID, TEXTOID, REGROLEOID}
 	},
 	[PQ_INSERT_DEPS] = {
 		"INSERT INTO procq.job_dependencies (job_id, depends_on)"
@@ -134,6 +135,39 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 	[PQ_FETCH_QUEUES] = {
 		FETCH_PREFIX " AND queue = ANY($3)" FETCH_SUFFIX,
 		3, {TEXTOID, INT4OID, TEXTARRAYOID}
+	},
+	[PQ_FETCH_HANDLED] = {
+		FETCH_PREFIX " AND EXISTS (SELECT 1 FROM procq.handlers h"
+		" WHERE h.task = procq.jobs.task AND h.kind = $3)" FETCH_SUFFIX,
+		3, {TEXTOID, INT4OID, TEXTOID}
+	},
+	[PQ_HANDLER_GET] = {
+		"SELECT kind, command, (extract(epoch FROM timeout) * 1000)::int8,"
+		" registered_by FROM procq.handlers WHERE task = $1",
+		1, {TEXTOID}
+	},
+	[PQ_HANDLER_UPSERT] = {
+		"INSERT INTO procq.handlers (task, kind, command, timeout, registered_by)"
+		" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (task) DO UPDATE SET"
+		" kind = EXCLUDED.kind, command = EXCLUDED.command,"
+		" timeout = EXCLUDED.timeout, registered_by = EXCLUDED.registered_by,"
+		" registered_at = EXCLUDED.registered_at",
+		5, {TEXTOID, TEXTOID, TEXTOID, INTERVALOID, REGROLEOID}
+	},
+	[PQ_HANDLER_DELETE] = {
+		"DELETE FROM procq.handlers WHERE task = $1",
+		1, {TEXTOID}
+	},
+	[PQ_ORPHANS] = {
+		"SELECT id, lock, queueing_lock FROM procq.jobs"
+		" WHERE status = 'doing' AND worker LIKE $1 AND worker <> $2",
+		2, {TEXTOID, TEXTOID}
+	},
+	[PQ_ABORT_DOING] = {
+		"UPDATE procq.jobs SET status = 'cancelled',"
+		" error = 'aborted by procq.cancel_job'"
+		" WHERE id = $1 AND status = 'doing' RETURNING id",
+		1, {INT8OID}
 	},
 	[PQ_LOCK_JOB] = {
 		"SELECT status::text, attempts, max_attempts, queueing_lock"
@@ -181,7 +215,7 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 	[PQ_RECOVER_STALLED] = {
 		"WITH stalled AS (SELECT id FROM procq.jobs"
 		"  WHERE id = $1 AND status = 'doing'"
-		"  AND lease_expires_at < statement_timestamp()"
+		"  AND ($2 IS NOT NULL OR lease_expires_at < statement_timestamp())"
 		"  FOR UPDATE SKIP LOCKED),"
 		" decided AS (SELECT j.id, j.attempts < j.max_attempts"
 		"  AND NOT EXISTS (SELECT 1 FROM procq.jobs q WHERE q.status = 'todo'"
@@ -190,10 +224,11 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" UPDATE procq.jobs j SET"
 		" status = CASE WHEN d.again THEN 'todo' ELSE 'failed' END::procq.job_status,"
 		" finished_at = CASE WHEN d.again THEN NULL ELSE clock_timestamp() END,"
-		" error = format('lease expired at %s on worker %s', j.lease_expires_at, j.worker),"
+		" error = coalesce($2, format('lease expired at %s on worker %s',"
+		"  j.lease_expires_at, j.worker)),"
 		" lease_expires_at = NULL"
 		" FROM decided d WHERE j.id = d.id RETURNING j.id",
-		1, {INT8OID}
+		2, {INT8OID, TEXTOID}
 	},
 	[PQ_PARENT_RESULTS] = {
 		"SELECT coalesce(jsonb_object_agg(p.id::text, p.result), '{}')"
@@ -362,6 +397,8 @@ _PG_init(void)
 							PGC_USERSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	pq_worker_init();
+
 	MarkGUCPrefixReserved("procq");
 }
 
@@ -489,13 +526,15 @@ pq_get_text(int row, int col)
 
 /*
  * pq_notify_ready tells LISTENers on channel "procq" that a job of queue
- * became ready.  PostgreSQL sends a notification once per distinct
- * channel and payload per transaction, and only if it commits.
+ * became ready, and the background workers too.  PostgreSQL sends a
+ * notification once per distinct channel and payload per transaction, and
+ * only if it commits; the workers are woken at commit as well.
  */
 void
 pq_notify_ready(const char *queue)
 {
 	Async_Notify(PQ_NOTIFY_CHANNEL, queue);
+	pq_request_wakeup();
 }
 
 /*

@@ -37,6 +37,12 @@ typedef enum PQStmt
 	PQ_FETCH_ANY,
 	PQ_FETCH_ONE_QUEUE,
 	PQ_FETCH_QUEUES,
+	PQ_FETCH_HANDLED,
+	PQ_HANDLER_GET,
+	PQ_HANDLER_UPSERT,
+	PQ_HANDLER_DELETE,
+	PQ_ORPHANS,
+	PQ_ABORT_DOING,
 	PQ_LOCK_JOB,
 	PQ_FINISH,
 	PQ_RETRY,
@@ -84,6 +90,11 @@ typedef struct PQJobSpec
 extern int	pq_lease_duration;
 extern int	pq_retry_delay;
 extern int	pq_retry_delay_max;
+
+/* worker.c */
+extern void pq_worker_init(void);
+extern void pq_request_wakeup(void);
+extern bool pq_abort_running_job(int64 job_id);
 
 /* procq.c */
 extern int	pq_exec(PQStmt stmt, Datum *values, const char *nulls, long count);

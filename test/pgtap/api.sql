@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(72);
+SELECT plan(76);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -21,6 +21,7 @@ SELECT plan(72);
 SELECT functions_are('procq', ARRAY[
     'defer', 'defer_workflow', 'fetch_job', 'finish_job', 'retry_job',
     'cancel_job', 'heartbeat', 'recover_stalled', 'parent_results',
+    'register_handler', 'unregister_handler', 'worker_status',
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted'],
     'schema procq has exactly the API and the trigger functions');
 
@@ -44,8 +45,8 @@ SELECT has_function('procq', 'retry_job', ARRAY['bigint', 'timestamp with time z
     'procq.retry_job(bigint, timestamptz) exists');
 SELECT function_returns('procq', 'retry_job', ARRAY['bigint', 'timestamp with time zone'], 'void',
     'procq.retry_job returns void');
-SELECT has_function('procq', 'cancel_job', ARRAY['bigint'], 'procq.cancel_job(bigint) exists');
-SELECT function_returns('procq', 'cancel_job', ARRAY['bigint'], 'boolean',
+SELECT has_function('procq', 'cancel_job', ARRAY['bigint', 'boolean'], 'procq.cancel_job(bigint, boolean) exists');
+SELECT function_returns('procq', 'cancel_job', ARRAY['bigint', 'boolean'], 'boolean',
     'procq.cancel_job returns boolean');
 SELECT has_function('procq', 'heartbeat', ARRAY['bigint'], 'procq.heartbeat(bigint) exists');
 SELECT function_returns('procq', 'heartbeat', ARRAY['bigint'], 'timestamp with time zone',
@@ -64,7 +65,7 @@ SELECT results_eq(
       WHERE p.pronamespace = 'procq'::regnamespace AND p.prorettype <> 'trigger'::regtype
       ORDER BY p.proname$$,
     $$VALUES
-        ('cancel_job', ARRAY['job_id']),
+        ('cancel_job', ARRAY['job_id', 'abort']),
         ('defer', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
                         'max_attempts', 'lock', 'queueing_lock']),
         ('defer_workflow', ARRAY['steps', 'key', 'job_id']),
@@ -73,7 +74,11 @@ SELECT results_eq(
         ('heartbeat', ARRAY['job_id']),
         ('parent_results', ARRAY['job_id']),
         ('recover_stalled', NULL),
-        ('retry_job', ARRAY['job_id', 'scheduled_at'])$$,
+        ('register_handler', ARRAY['task', 'kind', 'command', 'timeout']),
+        ('retry_job', ARRAY['job_id', 'scheduled_at']),
+        ('unregister_handler', ARRAY['task']),
+        ('worker_status', ARRAY['pid', 'worker', 'state', 'job_id', 'task',
+                                'job_started_at', 'jobs_done', 'started_at'])$$,
     'pg_proc.proargnames of the API functions are the documented argument names');
 SELECT is(pg_get_function_arguments('procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text)'::regprocedure),
     'task text, args jsonb DEFAULT ''{}''::jsonb, queue text DEFAULT ''default''::text, '
@@ -96,8 +101,17 @@ SELECT is(pg_get_function_arguments('procq.finish_job(bigint, procq.job_status, 
 SELECT is(pg_get_function_arguments('procq.retry_job(bigint, timestamptz)'::regprocedure),
     'job_id bigint, scheduled_at timestamp with time zone DEFAULT NULL::timestamp with time zone',
     'procq.retry_job: argument names and defaults');
-SELECT is(pg_get_function_arguments('procq.cancel_job(bigint)'::regprocedure),
-    'job_id bigint', 'procq.cancel_job: argument name, no default');
+SELECT is(pg_get_function_arguments('procq.cancel_job(bigint, boolean)'::regprocedure),
+    'job_id bigint, abort boolean DEFAULT false', 'procq.cancel_job: argument names and default');
+SELECT is(pg_get_function_arguments('procq.register_handler(text, text, text, interval)'::regprocedure),
+    'task text, kind text, command text, timeout interval DEFAULT NULL::interval',
+    'procq.register_handler: argument names and default');
+SELECT is(pg_get_function_arguments('procq.unregister_handler(text)'::regprocedure),
+    'task text', 'procq.unregister_handler: argument name');
+SELECT throws_ok($$SELECT procq.register_handler('t', 'sql', 'SELECT 1; SELECT 2')$$,
+    '22023', NULL, 'a sql handler must be one statement');
+SELECT throws_ok($$SELECT procq.register_handler('t', 'perl', 'x')$$,
+    '22023', NULL, 'a handler kind other than sql or shell is an error');
 SELECT is(pg_get_function_arguments('procq.heartbeat(bigint)'::regprocedure),
     'job_id bigint', 'procq.heartbeat: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.parent_results(bigint)'::regprocedure),
@@ -118,7 +132,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 13, 'procq has 13 functions (guards the checks below against passing vacuously)');
+    '=', 16, 'procq has 16 functions (guards the checks below against passing vacuously)');
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace

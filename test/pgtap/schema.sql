@@ -13,7 +13,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(88);
+SELECT plan(95);
 
 ------------------------------------------------------------------------------
 -- Extension and schema
@@ -30,20 +30,33 @@ SELECT is(
      WHERE e.extname = 'procq'),
     'procq',
     'extension procq lives in schema procq');
-SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies'],
-    'schema procq has exactly the tables jobs and job_dependencies');
+SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies', 'handlers'],
+    'schema procq has exactly the tables jobs, job_dependencies and handlers');
 SELECT set_eq(
     $$SELECT c.relname::text COLLATE "default"
       FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
       WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'procq')
         AND c.relkind = 'r'$$,
-    ARRAY['jobs', 'job_dependencies'],
-    'both tables are members of the extension');
+    ARRAY['jobs', 'job_dependencies', 'handlers'],
+    'the tables are members of the extension');
 SELECT set_eq(
     $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'procq'$$,
-    ARRAY['procq.jobs', 'procq.job_dependencies', 'procq.jobs_id_seq'],
-    'pg_dump dumps the jobs, their dependencies and the id sequence (extension config tables)');
+    ARRAY['procq.jobs', 'procq.job_dependencies', 'procq.jobs_id_seq', 'procq.handlers'],
+    'pg_dump dumps the jobs, their dependencies, the id sequence and the handlers (extension config tables)');
+
+SELECT columns_are('procq', 'handlers',
+    ARRAY['task', 'kind', 'command', 'timeout', 'registered_by', 'registered_at'],
+    'procq.handlers has exactly the documented columns');
+SELECT col_is_pk('procq', 'handlers', 'task', 'procq.handlers: one handler per task');
+SELECT col_type_is('procq', 'handlers', 'timeout', 'interval', 'handlers.timeout is interval');
+SELECT throws_ok($$INSERT INTO procq.handlers (task, kind, command, registered_by)
+                   VALUES ('t', 'python', 'x', 'postgres')$$,
+    '23514', NULL, 'a handler kind other than sql or shell is rejected');
+SELECT has_view('procq', 'worker_status', 'view procq.worker_status exists');
+SELECT columns_are('procq', 'worker_status',
+    ARRAY['pid', 'worker', 'state', 'job_id', 'task', 'job_started_at', 'jobs_done', 'started_at'],
+    'procq.worker_status has the documented columns');
 
 ------------------------------------------------------------------------------
 -- procq.job_status
@@ -63,7 +76,7 @@ SELECT columns_are('procq', 'jobs', ARRAY[
     'id', 'queue', 'task', 'args', 'status', 'priority', 'scheduled_at',
     'attempts', 'max_attempts', 'lock', 'queueing_lock', 'result', 'error',
     'created_at', 'started_at', 'finished_at', 'worker', 'pending_parents',
-    'lock_blocked', 'delayed', 'lease_expires_at', 'cancelled_by'],
+    'lock_blocked', 'delayed', 'lease_expires_at', 'cancelled_by', 'deferred_by'],
     'procq.jobs has exactly the documented columns');
 
 SELECT col_type_is('procq', 'jobs', 'id', 'bigint', 'jobs.id is bigint');
@@ -88,12 +101,13 @@ SELECT col_type_is('procq', 'jobs', 'lock_blocked', 'boolean', 'jobs.lock_blocke
 SELECT col_type_is('procq', 'jobs', 'delayed', 'boolean', 'jobs.delayed is boolean');
 SELECT col_type_is('procq', 'jobs', 'lease_expires_at', 'timestamp with time zone', 'jobs.lease_expires_at is timestamptz');
 SELECT col_type_is('procq', 'jobs', 'cancelled_by', 'bigint', 'jobs.cancelled_by is bigint');
+SELECT col_type_is('procq', 'jobs', 'deferred_by', 'regrole', 'jobs.deferred_by is regrole');
 
 SELECT set_eq(
     $$SELECT attname::text COLLATE "default" FROM pg_attribute
       WHERE attrelid = 'procq.jobs'::regclass AND attnum > 0 AND NOT attisdropped AND attnotnull$$,
     ARRAY['id', 'queue', 'task', 'args', 'status', 'priority', 'attempts',
-          'max_attempts', 'created_at', 'pending_parents', 'lock_blocked', 'delayed'],
+          'max_attempts', 'created_at', 'deferred_by', 'pending_parents', 'lock_blocked', 'delayed'],
     'exactly the documented columns of procq.jobs are NOT NULL');
 SELECT is(
     (SELECT attidentity::text FROM pg_attribute
@@ -107,7 +121,9 @@ SELECT results_eq(
     $$VALUES ('queue', '''default''::text'), ('args', '''{}''::jsonb'),
              ('status', '''todo''::procq.job_status'), ('priority', '0'),
              ('attempts', '0'), ('max_attempts', '1'),
-             ('created_at', 'clock_timestamp()'), ('pending_parents', '0'),
+             ('created_at', 'clock_timestamp()'),
+             ('deferred_by', '(quote_ident((CURRENT_USER)::text))::regrole'),
+             ('pending_parents', '0'),
              ('lock_blocked', 'false'), ('delayed', 'false')$$,
     'procq.jobs column defaults are the documented ones');
 
