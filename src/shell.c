@@ -59,6 +59,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -745,6 +748,7 @@ pq_shell_run(char *const argv[], char *const extra_env[],
 	struct sigaction old_chld;
 	bool		chld_changed = false;
 	pid_t		pid;
+	pid_t		parent;
 	ChildFailure failure;
 	size_t		got;
 	int			in_fd;
@@ -844,9 +848,20 @@ pq_shell_run(char *const argv[], char *const extra_env[],
 	 */
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &oldmask);
+	parent = getpid();
 	pid = fork();
 	if (pid == 0)
 	{
+#ifdef __linux__
+		/*
+		 * If the worker dies without cleaning up (SIGKILL, a crash), the
+		 * kernel kills the child, so that a recovered job cannot run twice
+		 * at once.  The parent may already be gone: then exit now.
+		 */
+		(void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+#endif
 		child_fds[0] = in_pipe[0];
 		child_fds[1] = out_pipe[1];
 		child_fds[2] = err_pipe[1];

@@ -383,6 +383,20 @@ pq_launcher_main(Datum arg)
 }
 
 /*
+ * worker_quickdie is the worker's SIGQUIT handler: the postmaster sends it
+ * when another process crashed, and the worker must exit at once, without
+ * cleanup.  A shell job's process group is killed first (async-signal-safe)
+ * so that it does not outlive the worker and run twice once the job is
+ * recovered.
+ */
+static void
+worker_quickdie(SIGNAL_ARGS)
+{
+	pq_shell_kill_current();
+	_exit(2);
+}
+
+/*
  * release_slot frees a worker's slot when it exits, and kills its shell
  * job's process group if one is still running: the server never waits on
  * a job to shut down.
@@ -794,6 +808,20 @@ shell_should_stop(void *arg)
 }
 
 /*
+ * json_string makes a jsonb string of len bytes of text.
+ */
+static Datum
+json_string(char *text, int len)
+{
+	JsonbValue	jbv;
+
+	jbv.type = jbvString;
+	jbv.val.string.val = text;
+	jbv.val.string.len = len;
+	return JsonbPGetDatum(JsonbValueToJsonb(&jbv));
+}
+
+/*
  * shell_result makes the jobs.result of a shell job from its stdout: the
  * JSON it printed, or else its text as a JSON string (without one trailing
  * newline); NULL when it printed nothing.
@@ -817,11 +845,10 @@ shell_result(PQShellResult *res, Datum *result)
 		}
 		if (res->out[len - 1] == '\n')
 			len--;
-		*result = DirectFunctionCall1(to_jsonb,
-									  PointerGetDatum(cstring_to_text_with_len(res->out, len)));
+		*result = json_string(res->out, len);
 		return true;
 	}
-	*result = DirectFunctionCall1(jsonb_in, CStringGetDatum("\"(binary output)\""));
+	*result = json_string("(binary output)", strlen("(binary output)"));
 	return true;
 }
 
@@ -998,6 +1025,7 @@ pq_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGINT, StatementCancelHandler);
+	pqsignal(SIGQUIT, worker_quickdie);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(pq_database, NULL, 0);
 
