@@ -159,9 +159,9 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		1, {TEXTOID}
 	},
 	[PQ_ORPHANS] = {
-		"SELECT id, lock, queueing_lock FROM procq.jobs"
-		" WHERE status = 'doing' AND worker LIKE $1 AND worker <> $2",
-		2, {TEXTOID, TEXTOID}
+		"SELECT id, lock, queueing_lock, worker FROM procq.jobs"
+		" WHERE status = 'doing' AND worker LIKE 'procq worker % pid %'",
+		0, {InvalidOid}
 	},
 	[PQ_ABORT_DOING] = {
 		"UPDATE procq.jobs SET status = 'cancelled',"

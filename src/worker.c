@@ -17,7 +17,8 @@
  *	- One shell job.  It is fetched and committed as doing first, the
  *	  program runs outside any transaction (src/shell.c), and the outcome is
  *	  recorded in a second transaction.  A shell job whose worker died is
- *	  put back to todo (or failed) by the worker that next takes the slot.
+ *	  put back to todo (or failed) by the workers, which look for such jobs
+ *	  when they start and every 30 seconds.
  *	- Then it sleeps on its latch until a transaction that made a job ready
  *	  commits (pq_request_wakeup sets every worker's latch from a commit
  *	  callback), or procq.poll_interval passes.
@@ -957,42 +958,61 @@ run_shell_job(MemoryContext jobcxt)
 }
 
 /*
- * recover_orphans puts back the shell jobs that the previous worker in
- * this slot was running when it died (they were committed as doing): to
- * todo with the attempt counted, or to failed when none is left.
+ * recover_orphans puts back the shell jobs whose procq worker died while
+ * running them (they were committed as doing, by a worker that no longer
+ * holds its slot): to todo with the attempt counted, or to failed when
+ * none is left.  Jobs whose lock queues are busy are left for next time.
  */
 static void
 recover_orphans(void)
 {
-	Datum		v[2];
+	pid_t		live[PQ_MAX_WORKERS];
 	int			n;
+	int			recovered = 0;
 	int64	   *ids;
+	char	  **locks;
+	char	  **qlocks;
 
-	begin_work("recovering jobs of a dead worker");
-	v[0] = CStringGetTextDatum(psprintf("procq worker %d pid %%", my_slot + 1));
-	v[1] = CStringGetTextDatum(my_name);
-	n = pq_exec(PQ_ORPHANS, v, NULL, 0);
+	SpinLockAcquire(&pq_shared->mutex);
+	for (int i = 0; i < PQ_MAX_WORKERS; i++)
+		live[i] = pq_shared->slots[i].pid;
+	SpinLockRelease(&pq_shared->mutex);
+
+	begin_work("recovering jobs of dead workers");
+	n = pq_exec(PQ_ORPHANS, NULL, NULL, 0);
 	ids = palloc(sizeof(int64) * Max(n, 1));
+	locks = palloc(sizeof(char *) * Max(n, 1));
+	qlocks = palloc(sizeof(char *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
+		int			slot;
+		int			pid;
 
+		ids[i] = 0;
+		if (sscanf(pq_get_text(i, 4), "procq worker %d pid %d", &slot, &pid) == 2 &&
+			slot >= 1 && slot <= PQ_MAX_WORKERS && live[slot - 1] == pid)
+			continue;			/* its worker is alive */
 		ids[i] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
-		if (pq_get_text(i, 2))
-			pq_lock_key(pq_get_text(i, 2));
-		if (pq_get_text(i, 3))
-			pq_lock_queueing_key(pq_get_text(i, 3), false);
+		locks[i] = pq_get_text(i, 2);
+		qlocks[i] = pq_get_text(i, 3);
 	}
 	for (int i = 0; i < n; i++)
 	{
+		Datum		v[2];
+
+		if (ids[i] == 0 ||
+			(locks[i] && !pq_try_lock_key(locks[i], true)) ||
+			(qlocks[i] && !pq_lock_queueing_key(qlocks[i], true)))
+			continue;
 		v[0] = Int64GetDatum(ids[i]);
 		v[1] = CStringGetTextDatum("its procq worker died while running it");
-		pq_exec(PQ_RECOVER_STALLED, v, NULL, 1);
+		recovered += pq_exec(PQ_RECOVER_STALLED, v, NULL, 1);
 	}
-	if (n > 0)
+	if (recovered > 0)
 		ereport(LOG,
-				(errmsg("procq worker %d put back %d job(s) of a worker that died",
-						my_slot + 1, n)));
+				(errmsg("procq worker %d put back %d job(s) of workers that died",
+						my_slot + 1, recovered)));
 	end_work();
 }
 
@@ -1065,11 +1085,10 @@ pq_worker_main(Datum arg)
 		if (procq_installed())
 		{
 			CommitTransactionCommand();
-			if (last_recover == 0)
-				recover_orphans();
 			if (TimestampDifferenceExceeds(last_recover, GetCurrentTimestamp(),
 										   PQ_RECOVER_INTERVAL_MS))
 			{
+				recover_orphans();
 				recover_stalled();
 				last_recover = GetCurrentTimestamp();
 			}
