@@ -644,9 +644,11 @@ fetch_handled_job(const char *kind, int lease_seconds, FetchedJob *job,
  * run_sql_handler runs one SQL job in its own subtransaction, as the role
  * that deferred it (with security restrictions: it cannot switch roles),
  * with the handler's timeout as statement timeout, and with any setting it
- * changes undone afterwards.  Then finishes the job in the enclosing
- * transaction: succeeded with the first column of the first row as result,
- * or failed (retried if attempts are left), or cancelled when aborted.
+ * changes undone afterwards, and finishes it there as succeeded, with the
+ * first column of the first row as result.  If anything fails, the
+ * subtransaction is rolled back and the job is finished in the enclosing
+ * transaction as failed (retried if attempts are left), or as cancelled
+ * when it was aborted.
  */
 static void
 run_sql_handler(FetchedJob *job, MemoryContext jobcxt)
@@ -738,6 +740,14 @@ run_sql_handler(FetchedJob *job, MemoryContext jobcxt)
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		AtEOXact_GUC(false, gucnest);
 
+		/*
+		 * Finishing belongs to the job's subtransaction: if it fails (say
+		 * the handler finished or deleted its own job), the job's effects
+		 * are rolled back with it and the job is failed below, instead of
+		 * the error killing the whole batch again and again.
+		 */
+		finish_job(job->id, "succeeded", result, result_null, NULL);
+
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -766,8 +776,8 @@ run_sql_handler(FetchedJob *job, MemoryContext jobcxt)
 	PG_END_TRY();
 
 	QueryCancelPending = false;
-	finish_job(job->id, error ? (aborted ? "cancelled" : "failed") : "succeeded",
-			   result, result_null, error);
+	if (error != NULL)
+		finish_job(job->id, aborted ? "cancelled" : "failed", (Datum) 0, true, error);
 	job_done();
 }
 
