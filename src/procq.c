@@ -137,8 +137,18 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		3, {TEXTOID, INT4OID, TEXTARRAYOID}
 	},
 	[PQ_FETCH_HANDLED] = {
-		FETCH_PREFIX " AND EXISTS (SELECT 1 FROM procq.handlers h"
-		" WHERE h.task = procq.jobs.task AND h.kind = $3)" FETCH_SUFFIX,
+		/* reads the handler in the same statement, so that it is there */
+		"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1,"
+		" started_at = clock_timestamp(), finished_at = NULL, worker = $1,"
+		" lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
+		" FROM procq.handlers h"
+		" WHERE j.id = (SELECT c.id FROM procq.jobs c WHERE " READY_COND
+		"  AND EXISTS (SELECT 1 FROM procq.handlers x"
+		"   WHERE x.task = c.task AND x.kind = $3)"
+		"  ORDER BY c.priority DESC, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+		" AND h.task = j.task"
+		" RETURNING j.id, j.task, j.args, j.deferred_by, h.command,"
+		" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by",
 		3, {TEXTOID, INT4OID, TEXTOID}
 	},
 	[PQ_HANDLER_GET] = {

@@ -58,6 +58,7 @@
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -272,7 +273,7 @@ pq_worker_init(void)
 	shmem_startup_hook = pq_shmem_startup;
 
 	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = 1;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "procq");
@@ -333,6 +334,8 @@ pq_launcher_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	/* No database: this only makes the launcher visible in pg_stat_activity. */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	for (;;)
 	{
@@ -595,8 +598,8 @@ typedef struct FetchedJob
 
 /*
  * fetch_handled_job takes the best ready job whose task has a handler of
- * the given kind, and reads that handler.  Returns false when there is
- * none.  Everything returned lives in the caller's memory context.
+ * the given kind, with that handler.  Returns false when there is none.
+ * Everything returned lives in cxt.
  */
 static bool
 fetch_handled_job(const char *kind, int lease_seconds, FetchedJob *job,
@@ -604,8 +607,6 @@ fetch_handled_job(const char *kind, int lease_seconds, FetchedJob *job,
 {
 	Datum		v[3];
 	bool		isnull;
-	TupleDesc	desc;
-	HeapTuple	tuple;
 	MemoryContext old;
 
 	(void) pq_exec(PQ_PROMOTE_DUE, NULL, NULL, 0);
@@ -616,26 +617,16 @@ fetch_handled_job(const char *kind, int lease_seconds, FetchedJob *job,
 	if (pq_exec(PQ_FETCH_HANDLED, v, NULL, 1) == 0)
 		return false;
 
-	desc = SPI_tuptable->tupdesc;
-	tuple = SPI_tuptable->vals[0];
 	old = MemoryContextSwitchTo(cxt);
-	job->id = DatumGetInt64(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "id"), &isnull));
-	job->task = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "task"));
-	job->args = datumCopy(SPI_getbinval(tuple, desc, SPI_fnumber(desc, "args"), &isnull),
-						  false, -1);
-	job->deferred_by = DatumGetObjectId(SPI_getbinval(tuple, desc,
-													  SPI_fnumber(desc, "deferred_by"), &isnull));
-	MemoryContextSwitchTo(old);
-
-	v[0] = CStringGetTextDatum(job->task);
-	if (pq_exec(PQ_HANDLER_GET, v, NULL, 1) == 0)
-		elog(ERROR, "procq: handler of task \"%s\" disappeared", job->task);
-	old = MemoryContextSwitchTo(cxt);
-	job->command = pq_get_text(0, 2);
-	job->timeout_ms = DatumGetInt64(pq_get_attr(0, 3, &isnull));
+	job->id = DatumGetInt64(pq_get_attr(0, 1, &isnull));
+	job->task = pq_get_text(0, 2);
+	job->args = datumCopy(pq_get_attr(0, 3, &isnull), false, -1);
+	job->deferred_by = DatumGetObjectId(pq_get_attr(0, 4, &isnull));
+	job->command = pq_get_text(0, 5);
+	job->timeout_ms = DatumGetInt64(pq_get_attr(0, 6, &isnull));
 	if (isnull)
 		job->timeout_ms = 0;
-	job->registered_by = DatumGetObjectId(pq_get_attr(0, 4, &isnull));
+	job->registered_by = DatumGetObjectId(pq_get_attr(0, 7, &isnull));
 	MemoryContextSwitchTo(old);
 	return true;
 }
@@ -717,6 +708,9 @@ run_sql_handler(FetchedJob *job, MemoryContext jobcxt)
 			Datum		first = SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull);
 
+			/* void and other pseudo-types have no value to keep */
+			if (get_typtype(type) == TYPTYPE_PSEUDO)
+				isnull = true;
 			if (!isnull && type != JSONBOID)
 			{
 				ret = SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1)", 1, &type,
