@@ -644,9 +644,15 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 	job_id = PG_GETARG_INT64(0);
 	abort = PG_GETARG_BOOL(1);
 
-	/* A background worker runs it: it ends the job itself. */
+	/*
+	 * A background worker runs it: with abort, the worker ends it; without,
+	 * there is nothing to cancel (and its row stays locked until the
+	 * worker's batch commits: do not wait for that).
+	 */
 	if (abort && pq_abort_running_job(job_id))
 		PG_RETURN_BOOL(true);
+	if (!abort && pq_worker_runs_job(job_id))
+		PG_RETURN_BOOL(false);
 
 	pq_connect();
 	lock_queue_of(job_id);
@@ -728,13 +734,13 @@ procq_recover_stalled(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < nstalled; i++)
 	{
-		Datum		v[2] = {Int64GetDatum(ids[i]), (Datum) 0};
+		Datum		v[3] = {Int64GetDatum(ids[i]), (Datum) 0, (Datum) 0};
 
 		if (locks[i] != NULL && !pq_try_lock_key(locks[i], true))
 			continue;
 		if (qlocks[i] != NULL && !pq_lock_queueing_key(qlocks[i], true))
 			continue;
-		recovered += pq_exec(PQ_RECOVER_STALLED, v, " n", 1);
+		recovered += pq_exec(PQ_RECOVER_STALLED, v, " nn", 1);
 	}
 
 	pq_finish();

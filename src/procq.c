@@ -226,6 +226,7 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		"WITH stalled AS (SELECT id FROM procq.jobs"
 		"  WHERE id = $1 AND status = 'doing'"
 		"  AND ($2 IS NOT NULL OR lease_expires_at < statement_timestamp())"
+		"  AND ($3::text IS NULL OR worker = $3)"
 		"  FOR UPDATE SKIP LOCKED),"
 		" decided AS (SELECT j.id, j.attempts < j.max_attempts"
 		"  AND NOT EXISTS (SELECT 1 FROM procq.jobs q WHERE q.status = 'todo'"
@@ -238,7 +239,7 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		"  j.lease_expires_at, j.worker)),"
 		" lease_expires_at = NULL"
 		" FROM decided d WHERE j.id = d.id RETURNING j.id",
-		2, {INT8OID, TEXTOID}
+		3, {INT8OID, TEXTOID, TEXTOID}
 	},
 	[PQ_PARENT_RESULTS] = {
 		"SELECT coalesce(jsonb_object_agg(p.id::text, p.result), '{}')"

@@ -95,6 +95,7 @@ extern int	pq_retry_delay_max;
 extern void pq_worker_init(void);
 extern void pq_request_wakeup(void);
 extern bool pq_abort_running_job(int64 job_id);
+extern bool pq_worker_runs_job(int64 job_id);
 
 /* procq.c */
 extern int	pq_exec(PQStmt stmt, Datum *values, const char *nulls, long count);

@@ -504,6 +504,25 @@ pq_abort_running_job(int64 job_id)
 }
 
 /*
+ * pq_worker_runs_job says whether a background worker is running job_id
+ * right now.
+ */
+bool
+pq_worker_runs_job(int64 job_id)
+{
+	bool		running = false;
+
+	if (pq_shared == NULL)
+		return false;
+	SpinLockAcquire(&pq_shared->mutex);
+	for (int i = 0; i < PQ_MAX_WORKERS; i++)
+		if (pq_shared->slots[i].pid != 0 && pq_shared->slots[i].job_id == job_id)
+			running = true;
+	SpinLockRelease(&pq_shared->mutex);
+	return running;
+}
+
+/*
  * procq_installed says whether procq is installed in the worker's
  * database; the worker waits for it otherwise.
  */
@@ -966,6 +985,11 @@ run_shell_job(MemoryContext jobcxt)
  * running them (they were committed as doing, by a worker that no longer
  * holds its slot): to todo with the attempt counted, or to failed when
  * none is left.  Jobs whose lock queues are busy are left for next time.
+ *
+ * The live workers are read after the jobs: a worker that started since
+ * cannot have fetched a job we see.  And a job is only put back if it
+ * still names the dead worker, so a job that a live worker fetched again
+ * meanwhile is left alone.
  */
 static void
 recover_orphans(void)
@@ -976,17 +1000,20 @@ recover_orphans(void)
 	int64	   *ids;
 	char	  **locks;
 	char	  **qlocks;
+	char	  **names;
+
+	begin_work("recovering jobs of dead workers");
+	n = pq_exec(PQ_ORPHANS, NULL, NULL, 0);
 
 	SpinLockAcquire(&pq_shared->mutex);
 	for (int i = 0; i < PQ_MAX_WORKERS; i++)
 		live[i] = pq_shared->slots[i].pid;
 	SpinLockRelease(&pq_shared->mutex);
 
-	begin_work("recovering jobs of dead workers");
-	n = pq_exec(PQ_ORPHANS, NULL, NULL, 0);
 	ids = palloc(sizeof(int64) * Max(n, 1));
 	locks = palloc(sizeof(char *) * Max(n, 1));
 	qlocks = palloc(sizeof(char *) * Max(n, 1));
+	names = palloc(sizeof(char *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -994,7 +1021,8 @@ recover_orphans(void)
 		int			pid;
 
 		ids[i] = 0;
-		if (sscanf(pq_get_text(i, 4), "procq worker %d pid %d", &slot, &pid) == 2 &&
+		names[i] = pq_get_text(i, 4);
+		if (sscanf(names[i], "procq worker %d pid %d", &slot, &pid) == 2 &&
 			slot >= 1 && slot <= PQ_MAX_WORKERS && live[slot - 1] == pid)
 			continue;			/* its worker is alive */
 		ids[i] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
@@ -1003,7 +1031,7 @@ recover_orphans(void)
 	}
 	for (int i = 0; i < n; i++)
 	{
-		Datum		v[2];
+		Datum		v[3];
 
 		if (ids[i] == 0 ||
 			(locks[i] && !pq_try_lock_key(locks[i], true)) ||
@@ -1011,6 +1039,7 @@ recover_orphans(void)
 			continue;
 		v[0] = Int64GetDatum(ids[i]);
 		v[1] = CStringGetTextDatum("its procq worker died while running it");
+		v[2] = CStringGetTextDatum(names[i]);
 		recovered += pq_exec(PQ_RECOVER_STALLED, v, NULL, 1);
 	}
 	if (recovered > 0)
