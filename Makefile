@@ -2,7 +2,7 @@
 #
 #   make demo    install what is missing, build, run the workflow demo
 #   make test    install what is missing, build, run the whole test suite
-#   make bench   the fetch_job benchmark (bench/README.md)
+#   make bench   the benchmarks: fetch_job cost, worker throughput and latency
 #
 # The plain PGXS targets (all, install, installcheck) work as usual once the
 # server development package is installed (make deps).
@@ -57,5 +57,6 @@ bench: deps
 	$(MAKE) all
 	$(MAKE) install
 	bench/fetch_bench.sh
+	bench/worker_bench.sh
 
 EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check

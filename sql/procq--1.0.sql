@@ -91,6 +91,10 @@ CREATE INDEX jobs_ready_idx ON procq.jobs (priority DESC, id)
     WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
 CREATE INDEX jobs_ready_queue_idx ON procq.jobs (queue, priority DESC, id)
     WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+-- ... and per task, for the background workers, which only take the tasks
+-- they have handlers for.
+CREATE INDEX jobs_ready_task_idx ON procq.jobs (task, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
 -- Jobs scheduled for later, by time, so that fetch finds the due ones.
 CREATE INDEX jobs_delayed_idx ON procq.jobs (scheduled_at)
     WHERE status = 'todo' AND delayed;

@@ -136,6 +136,15 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		FETCH_PREFIX " AND queue = ANY($3)" FETCH_SUFFIX,
 		3, {TEXTOID, INT4OID, TEXTARRAYOID}
 	},
+	[PQ_HANDLED_TASKS] = {
+		/* tasks with a handler of kind $1 and ready jobs, best job first */
+		"SELECT h.task FROM procq.handlers h CROSS JOIN LATERAL"
+		" (SELECT j.priority, j.id FROM procq.jobs j"
+		"  WHERE j.task = h.task AND " READY_COND
+		"  ORDER BY j.priority DESC, j.id LIMIT 1) c"
+		" WHERE h.kind = $1 ORDER BY c.priority DESC, c.id",
+		1, {TEXTOID}
+	},
 	[PQ_FETCH_HANDLED] = {
 		/* reads the handler in the same statement, so that it is there */
 		"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1,"
@@ -143,13 +152,16 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
 		" FROM procq.handlers h"
 		" WHERE j.id = (SELECT c.id FROM procq.jobs c WHERE " READY_COND
-		"  AND EXISTS (SELECT 1 FROM procq.handlers x"
-		"   WHERE x.task = c.task AND x.kind = $3)"
+		"  AND c.task = $3"
 		"  ORDER BY c.priority DESC, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
 		" AND h.task = j.task"
 		" RETURNING j.id, j.task, j.args, j.deferred_by, h.command,"
 		" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by",
 		3, {TEXTOID, INT4OID, TEXTOID}
+	},
+	[PQ_WORKER_FINISH] = {
+		"SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
+		4, {INT8OID, TEXTOID, JSONBOID, TEXTOID}
 	},
 	[PQ_HANDLER_GET] = {
 		"SELECT kind, command, (extract(epoch FROM timeout) * 1000)::int8,"

@@ -533,16 +533,36 @@ procq_installed(void)
 }
 
 /*
- * begin_work starts a transaction with a snapshot and an SPI connection,
- * the way the worker runs everything.
+ * begin_xact starts a transaction with a snapshot, the way the worker runs
+ * everything.
  */
 static void
-begin_work(const char *activity)
+begin_xact(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/*
+ * end_xact commits what begin_xact started.
+ */
+static void
+end_xact(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+}
+
+/*
+ * begin_work is begin_xact with an SPI connection.
+ */
+static void
+begin_work(const char *activity)
+{
+	begin_xact(activity);
 	pq_connect();
 }
 
@@ -553,9 +573,7 @@ static void
 end_work(void)
 {
 	pq_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
+	end_xact();
 }
 
 /*
@@ -566,20 +584,14 @@ static void
 finish_job(int64 job_id, const char *status, Datum result, bool result_null,
 		   const char *error)
 {
-	Oid			argtypes[4] = {INT8OID, TEXTOID, JSONBOID, TEXTOID};
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', result_null ? 'n' : ' ', error ? ' ' : 'n'};
-	int			ret;
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = CStringGetTextDatum(status);
 	values[2] = result;
 	values[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
-	ret = SPI_execute_with_args("SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
-								4, argtypes, values, nulls, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "procq: finishing job %lld failed: %s",
-			 (long long) job_id, SPI_result_code_string(ret));
+	(void) pq_exec(PQ_WORKER_FINISH, values, nulls, 1);
 }
 
 /*
@@ -619,6 +631,11 @@ typedef struct FetchedJob
  * fetch_handled_job takes the best ready job whose task has a handler of
  * the given kind, with that handler.  Returns false when there is none.
  * Everything returned lives in cxt.
+ *
+ * It looks at the handled tasks one by one, best ready job first, in the
+ * per-task ready index: ready jobs of tasks without a handler (left for
+ * external workers) cost nothing, however many there are.  Within a task,
+ * jobs other workers are taking are skipped.
  */
 static bool
 fetch_handled_job(const char *kind, int lease_seconds, FetchedJob *job,
@@ -627,13 +644,26 @@ fetch_handled_job(const char *kind, int lease_seconds, FetchedJob *job,
 	Datum		v[3];
 	bool		isnull;
 	MemoryContext old;
+	int			ntasks;
+	char	  **tasks;
+	bool		found = false;
 
 	(void) pq_exec(PQ_PROMOTE_DUE, NULL, NULL, 0);
 
+	v[0] = CStringGetTextDatum(kind);
+	ntasks = pq_exec(PQ_HANDLED_TASKS, v, NULL, 0);
+	tasks = palloc(sizeof(char *) * Max(ntasks, 1));
+	for (int i = 0; i < ntasks; i++)
+		tasks[i] = pq_get_text(i, 1);
+
 	v[0] = CStringGetTextDatum(my_name);
 	v[1] = Int32GetDatum(lease_seconds);
-	v[2] = CStringGetTextDatum(kind);
-	if (pq_exec(PQ_FETCH_HANDLED, v, NULL, 1) == 0)
+	for (int i = 0; i < ntasks && !found; i++)
+	{
+		v[2] = CStringGetTextDatum(tasks[i]);
+		found = pq_exec(PQ_FETCH_HANDLED, v, NULL, 1) == 1;
+	}
+	if (!found)
 		return false;
 
 	old = MemoryContextSwitchTo(cxt);
@@ -803,17 +833,23 @@ run_sql_batch(MemoryContext jobcxt)
 {
 	int			done = 0;
 
-	begin_work("fetching SQL jobs");
+	begin_xact("fetching SQL jobs");
 	for (; done < pq_batch_size; done++)
 	{
 		FetchedJob	job;
+		bool		found;
 
+		/* An SPI connection per job, so that a batch's memory stays flat. */
 		MemoryContextReset(jobcxt);
-		if (!fetch_handled_job("sql", pq_lease_duration, &job, jobcxt))
+		pq_connect();
+		found = fetch_handled_job("sql", pq_lease_duration, &job, jobcxt);
+		if (found)
+			run_sql_handler(&job, jobcxt);
+		pq_finish();
+		if (!found)
 			break;
-		run_sql_handler(&job, jobcxt);
 	}
-	end_work();
+	end_xact();
 	MemoryContextReset(jobcxt);
 	return done > 0;
 }
