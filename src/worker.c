@@ -1187,6 +1187,30 @@ pq_worker_main(Datum arg)
 }
 
 /*
+ * handler_exists_for_me says whether task has a handler, and raises an
+ * error when it belongs to a role whose privileges the current role does
+ * not have: only its owner (or a role acting for it) may change it.
+ */
+static bool
+handler_exists_for_me(text *task)
+{
+	Datum		v[1] = {PointerGetDatum(task)};
+	bool		isnull;
+	Oid			owner;
+
+	if (pq_exec(PQ_HANDLER_GET, v, NULL, 1) == 0)
+		return false;
+	owner = DatumGetObjectId(pq_get_attr(0, 4, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the handler of task \"%s\" belongs to role %s",
+						text_to_cstring(task), GetUserNameFromId(owner, true)),
+				 errhint("Only that role, or a role with its privileges, may change it.")));
+	return true;
+}
+
+/*
  * procq.register_handler(task, kind, command, timeout) returns void
  *
  * Lets the background workers run jobs of task.  A sql handler's command
@@ -1202,7 +1226,6 @@ procq_register_handler(PG_FUNCTION_ARGS)
 	text	   *command;
 	Datum		v[5];
 	char		n[5] = {' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
 
 	for (int i = 0; i < 3; i++)
 		if (PG_ARGISNULL(i))
@@ -1259,18 +1282,8 @@ procq_register_handler(PG_FUNCTION_ARGS)
 	}
 
 	pq_connect();
+	(void) handler_exists_for_me(task);
 	v[0] = PointerGetDatum(task);
-	if (pq_exec(PQ_HANDLER_GET, v, NULL, 1) == 1)
-	{
-		Oid			owner = DatumGetObjectId(pq_get_attr(0, 4, &isnull));
-
-		if (!has_privs_of_role(GetUserId(), owner))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("the handler of task \"%s\" belongs to role %s",
-							text_to_cstring(task), GetUserNameFromId(owner, true)),
-					 errhint("Only that role, or a role with its privileges, may replace it.")));
-	}
 	v[1] = CStringGetTextDatum(kind);
 	v[2] = PointerGetDatum(command);
 	v[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
@@ -1292,7 +1305,6 @@ procq_unregister_handler(PG_FUNCTION_ARGS)
 {
 	text	   *task;
 	Datum		v[1];
-	bool		isnull;
 	bool		removed = false;
 
 	if (PG_ARGISNULL(0))
@@ -1303,17 +1315,8 @@ procq_unregister_handler(PG_FUNCTION_ARGS)
 
 	pq_connect();
 	v[0] = PointerGetDatum(task);
-	if (pq_exec(PQ_HANDLER_GET, v, NULL, 1) == 1)
-	{
-		Oid			owner = DatumGetObjectId(pq_get_attr(0, 4, &isnull));
-
-		if (!has_privs_of_role(GetUserId(), owner))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("the handler of task \"%s\" belongs to role %s",
-							text_to_cstring(task), GetUserNameFromId(owner, true))));
+	if (handler_exists_for_me(task))
 		removed = pq_exec(PQ_HANDLER_DELETE, v, NULL, 0) == 1;
-	}
 	pq_finish();
 
 	PG_RETURN_BOOL(removed);
