@@ -380,15 +380,22 @@ procq_defer(PG_FUNCTION_ARGS)
  * scheduled time has come fetchable (so that the ready index never holds
  * jobs of the future), then takes the best ready job: highest priority,
  * then lowest id, skipping rows other fetchers have locked.
+ *
+ * With several queues, each is one probe of the per-queue ready index: the
+ * queues are ordered by their best ready job, and the first queue that has
+ * a job nobody else is taking gives it.  (A queue whose best job another
+ * fetcher is taking at that instant gives its next best.)
  */
 Datum
 procq_fetch_job(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	PQStmt		stmt = PQ_FETCH_ANY;
 	Datum		v[3];
 	char		n[3] = {' ', ' ', ' '};
 	int			nqueues = -1;
+	ArrayType  *queues = NULL;
+	Datum	   *elems = NULL;
+	bool		found = false;
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -398,11 +405,10 @@ procq_fetch_job(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(0))
 	{
-		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
-		Datum	   *elems;
 		bool	   *nulls;
 
-		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+		queues = PG_GETARG_ARRAYTYPE_P(0);
+		deconstruct_array(queues, TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &nqueues);
 		for (int i = 0; i < nqueues; i++)
 			if (nulls[i])
@@ -410,16 +416,6 @@ procq_fetch_job(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("queues must not contain NULL"),
 						 errhint("Pass NULL instead of an array to fetch from every queue.")));
-		if (nqueues == 1)
-		{
-			stmt = PQ_FETCH_ONE_QUEUE;
-			v[2] = elems[0];
-		}
-		else
-		{
-			stmt = PQ_FETCH_QUEUES;
-			v[2] = PointerGetDatum(arr);
-		}
 	}
 
 	/* An empty list of queues fetches nothing. */
@@ -437,7 +433,28 @@ procq_fetch_job(PG_FUNCTION_ARGS)
 				pq_notify_ready(pq_get_text(i, 1));
 	}
 
-	if (pq_exec(stmt, v, n, 1) == 1)
+	if (queues == NULL)
+		found = pq_exec(PQ_FETCH_ANY, v, n, 1) == 1;
+	else if (nqueues == 1)
+	{
+		v[2] = elems[0];
+		found = pq_exec(PQ_FETCH_ONE_QUEUE, v, n, 1) == 1;
+	}
+	else
+	{
+		Datum		q[1] = {PointerGetDatum(queues)};
+		int			nready = pq_exec(PQ_QUEUES_BY_READINESS, q, NULL, 0);
+		char	  **ready = palloc(sizeof(char *) * Max(nready, 1));
+
+		for (int i = 0; i < nready; i++)
+			ready[i] = pq_get_text(i, 1);
+		for (int i = 0; i < nready && !found; i++)
+		{
+			v[2] = CStringGetTextDatum(ready[i]);
+			found = pq_exec(PQ_FETCH_ONE_QUEUE, v, n, 1) == 1;
+		}
+	}
+	if (found)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[0]);
 
 	pq_finish();

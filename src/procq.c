@@ -132,9 +132,14 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		FETCH_PREFIX " AND queue = $3" FETCH_SUFFIX,
 		3, {TEXTOID, INT4OID, TEXTOID}
 	},
-	[PQ_FETCH_QUEUES] = {
-		FETCH_PREFIX " AND queue = ANY($3)" FETCH_SUFFIX,
-		3, {TEXTOID, INT4OID, TEXTARRAYOID}
+	[PQ_QUEUES_BY_READINESS] = {
+		/* queues of $1 with ready jobs, best job first */
+		"SELECT q.name FROM (SELECT DISTINCT name FROM unnest($1::text[]) AS name) q"
+		" CROSS JOIN LATERAL (SELECT j.priority, j.id FROM procq.jobs j"
+		"  WHERE j.queue = q.name AND " READY_COND
+		"  ORDER BY j.priority DESC, j.id LIMIT 1) c"
+		" ORDER BY c.priority DESC, c.id",
+		1, {TEXTARRAYOID}
 	},
 	[PQ_HANDLED_TASKS] = {
 		/* tasks with a handler of kind $1 and ready jobs, best job first */
