@@ -164,6 +164,11 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by",
 		3, {TEXTOID, INT4OID, TEXTOID}
 	},
+	[PQ_FAIL_FOR_GOOD] = {
+		"UPDATE procq.jobs SET status = 'failed', error = $2"
+		" WHERE id = $1 AND status = 'doing'",
+		2, {INT8OID, TEXTOID}
+	},
 	[PQ_WORKER_FINISH] = {
 		"SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
 		4, {INT8OID, TEXTOID, JSONBOID, TEXTOID}

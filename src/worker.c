@@ -45,6 +45,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -85,6 +86,12 @@ PGDLLEXPORT void pq_worker_main(Datum arg);
 
 /* How long a shell job's process group gets between SIGTERM and SIGKILL. */
 #define PQ_SHELL_KILL_GRACE_MS 5000
+
+/*
+ * How many times a worker may die while running the same SQL job before
+ * the job is failed instead of run again (see note_running).
+ */
+#define PQ_POISON_LIMIT 3
 
 /* Settings; see pq_worker_init for their documentation. */
 static char *pq_database = NULL;
@@ -138,6 +145,15 @@ static bool pq_wakeup_pending = false;
 /* In a worker process: its slot, and its name as stored in jobs.worker. */
 static int	my_slot = -1;
 static char *my_name = NULL;
+
+/*
+ * In a worker process: the file that names the SQL job it is running
+ * (note_running), and what the file said when the worker started: the job
+ * the slot's previous worker died running, and how many times in a row.
+ */
+static char *running_file = NULL;
+static int64 suspect_job = 0;
+static int	suspect_runs = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -615,6 +631,72 @@ error_text(ErrorData *edata)
 	return buf.data;
 }
 
+/*
+ * open_running_file finds this slot's running-job file (creating its
+ * directory) and reads what the slot's previous worker left in it.
+ */
+static void
+open_running_file(void)
+{
+	char	   *dir = psprintf("%s/pg_procq", DataDir);
+	FILE	   *f;
+	long long	job;
+	int			runs;
+
+	if (MakePGDirectory(dir) < 0 && errno != EEXIST)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", dir)));
+	running_file = MemoryContextStrdup(TopMemoryContext,
+									   psprintf("%s/worker_%d", dir, my_slot + 1));
+	f = AllocateFile(running_file, "r");
+	if (f != NULL)
+	{
+		if (fscanf(f, "%lld %d", &job, &runs) == 2)
+		{
+			suspect_job = job;
+			suspect_runs = runs;
+		}
+		FreeFile(f);
+	}
+}
+
+/*
+ * note_running writes down, outside any transaction, that the worker is
+ * about to run SQL job job_id, and for the how-many-th time in a row.  If
+ * the worker dies (a handler that crashes or terminates its backend), its
+ * uncommitted batch is rolled back and the job would run again and again:
+ * the next worker in the slot reads the file, and once the job killed
+ * PQ_POISON_LIMIT workers it is failed instead.  Returns that count.
+ */
+static int
+note_running(int64 job_id)
+{
+	int			runs = (job_id == suspect_job) ? suspect_runs + 1 : 1;
+	FILE	   *f = AllocateFile(running_file, "w");
+
+	if (f == NULL || fprintf(f, "%lld %d\n", (long long) job_id, runs) < 0 ||
+		FreeFile(f) != 0)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", running_file)));
+	return runs;
+}
+
+/*
+ * clear_running forgets the running job once its batch has committed.
+ */
+static void
+clear_running(void)
+{
+	if (unlink(running_file) < 0 && errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove file \"%s\": %m", running_file)));
+	suspect_job = 0;
+	suspect_runs = 0;
+}
+
 /* A job as the worker fetched it. */
 typedef struct FetchedJob
 {
@@ -704,6 +786,18 @@ run_sql_handler(FetchedJob *job, MemoryContext jobcxt)
 
 	set_state(PQ_WORKER_SQL, job->id, job->task);
 
+	if (job->id == suspect_job && suspect_runs >= PQ_POISON_LIMIT)
+	{
+		/* Failed for good: a retry would only kill more workers. */
+		Datum		v[2];
+
+		v[0] = Int64GetDatum(job->id);
+		v[1] = CStringGetTextDatum(psprintf("not run again: its procq worker died %d times while running it",
+											suspect_runs));
+		(void) pq_exec(PQ_FAIL_FOR_GOOD, v, NULL, 0);
+		job_done();
+		return;
+	}
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->deferred_by)))
 		error = psprintf("the role that deferred job %lld no longer exists",
 						 (long long) job->id);
@@ -719,6 +813,7 @@ run_sql_handler(FetchedJob *job, MemoryContext jobcxt)
 		return;
 	}
 
+	(void) note_running(job->id);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 
 	/* Only an abort of this job may cancel what follows. */
@@ -850,6 +945,8 @@ run_sql_batch(MemoryContext jobcxt)
 			break;
 	}
 	end_xact();
+	if (done > 0)
+		clear_running();
 	MemoryContextReset(jobcxt);
 	return done > 0;
 }
@@ -1135,6 +1232,7 @@ pq_worker_main(Datum arg)
 								  psprintf("procq worker %d pid %d", my_slot + 1, MyProcPid));
 	pgstat_report_appname(psprintf("procq worker %d", my_slot + 1));
 	jobcxt = AllocSetContextCreate(TopMemoryContext, "procq job", ALLOCSET_DEFAULT_SIZES);
+	open_running_file();
 
 	/* A cancel request only counts while a SQL handler runs. */
 	HOLD_CANCEL_INTERRUPTS();
