@@ -55,6 +55,9 @@ int			pq_retry_delay_max = 3600;
  */
 #define PQ_ADVISORY_CLASS 1886547825
 
+/* The search_path of every internal statement, as the install script pins. */
+#define PQ_SEARCH_PATH "pg_catalog, pg_temp"
+
 /* A job is ready to be fetched when this holds. */
 #define READY_COND \
 	"status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed"
@@ -507,12 +510,28 @@ pq_prepare(PQStmt stmt)
 int
 pq_exec(PQStmt stmt, Datum *values, const char *nulls, long count)
 {
-	SPIPlanPtr	plan = pq_prepare(stmt);
+	SPIPlanPtr	plan;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			ret;
+	int			gucnest = -1;
 
 	Assert(OidIsValid(pq_owner));
+
+	/*
+	 * The statements run as the table owner, often a superuser: they must
+	 * never resolve a name through a schema someone else can create in.
+	 * The API functions pin search_path already; the background workers
+	 * call this directly.
+	 */
+	if (strcmp(namespace_search_path, PQ_SEARCH_PATH) != 0)
+	{
+		gucnest = NewGUCNestLevel();
+		(void) set_config_option("search_path", PQ_SEARCH_PATH,
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+	plan = pq_prepare(stmt);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(pq_owner,
@@ -524,6 +543,8 @@ pq_exec(PQStmt stmt, Datum *values, const char *nulls, long count)
 							   false, true, count);
 
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (gucnest >= 0)
+		AtEOXact_GUC(true, gucnest);
 
 	if (ret < 0)
 		elog(ERROR, "procq: statement %d failed: %s",
