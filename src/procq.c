@@ -161,6 +161,9 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" FROM procq.handlers h"
 		" WHERE j.id = (SELECT c.id FROM procq.jobs c WHERE " READY_COND
 		"  AND c.task = $3"
+		/* a handler only runs jobs of roles its registrant may act as */
+		"  AND EXISTS (SELECT 1 FROM procq.handlers x WHERE x.task = c.task"
+		"   AND pg_catalog.pg_has_role(x.registered_by::oid, c.deferred_by::oid, 'USAGE'))"
 		"  ORDER BY c.priority DESC, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
 		" AND h.task = j.task"
 		" RETURNING j.id, j.task, j.args, j.deferred_by, h.command,"

@@ -116,6 +116,7 @@ static const char *const pq_state_names[] = {"starting", "idle", "running sql", 
 typedef struct PQWorkerSlot
 {
 	pid_t		pid;
+	Oid			dboid;			/* database the worker is connected to */
 	Latch	   *latch;
 	PQWorkerState state;
 	int64		job_id;			/* job running now, or 0 */
@@ -205,11 +206,17 @@ pq_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (pq_wakeup_pending && pq_shared != NULL)
 			{
+				Latch	   *latches[PQ_MAX_WORKERS];
+				int			n = 0;
+
 				SpinLockAcquire(&pq_shared->mutex);
 				for (int i = 0; i < PQ_MAX_WORKERS; i++)
-					if (pq_shared->slots[i].pid != 0 && pq_shared->slots[i].latch)
-						SetLatch(pq_shared->slots[i].latch);
+					if (pq_shared->slots[i].pid != 0 && pq_shared->slots[i].latch &&
+						pq_shared->slots[i].dboid == MyDatabaseId)
+						latches[n++] = pq_shared->slots[i].latch;
 				SpinLockRelease(&pq_shared->mutex);
+				for (int i = 0; i < n; i++)
+					SetLatch(latches[i]);
 			}
 			pq_wakeup_pending = false;
 			break;
@@ -444,8 +451,8 @@ set_state(PQWorkerState state, int64 job_id, const char *task)
 	slot->job_id = job_id;
 	strlcpy(slot->task, task ? task : "", NAMEDATALEN);
 	slot->job_started_at = job_id ? GetCurrentTimestamp() : 0;
-	if (job_id == 0 && state == PQ_WORKER_IDLE)
-		slot->abort_job_id = 0;
+	/* An abort request is for the job that was running, not a later run. */
+	slot->abort_job_id = 0;
 	SpinLockRelease(&pq_shared->mutex);
 
 	if (job_id != 0)
@@ -493,6 +500,7 @@ pq_abort_running_job(int64 job_id)
 {
 	pid_t		pid = 0;
 	PQWorkerState state = PQ_WORKER_IDLE;
+	Latch	   *latch = NULL;
 
 	if (pq_shared == NULL)
 		return false;
@@ -502,18 +510,19 @@ pq_abort_running_job(int64 job_id)
 	{
 		PQWorkerSlot *slot = &pq_shared->slots[i];
 
-		if (slot->pid != 0 && slot->job_id == job_id)
+		if (slot->pid != 0 && slot->dboid == MyDatabaseId && slot->job_id == job_id)
 		{
 			slot->abort_job_id = job_id;
 			pid = slot->pid;
 			state = slot->state;
-			if (slot->latch)
-				SetLatch(slot->latch);
+			latch = slot->latch;
 			break;
 		}
 	}
 	SpinLockRelease(&pq_shared->mutex);
 
+	if (latch)
+		SetLatch(latch);
 	if (pid != 0 && state == PQ_WORKER_SQL)
 		kill(pid, SIGINT);
 	return pid != 0;
@@ -532,7 +541,9 @@ pq_worker_runs_job(int64 job_id)
 		return false;
 	SpinLockAcquire(&pq_shared->mutex);
 	for (int i = 0; i < PQ_MAX_WORKERS; i++)
-		if (pq_shared->slots[i].pid != 0 && pq_shared->slots[i].job_id == job_id)
+		if (pq_shared->slots[i].pid != 0 &&
+			pq_shared->slots[i].dboid == MyDatabaseId &&
+			pq_shared->slots[i].job_id == job_id)
 			running = true;
 	SpinLockRelease(&pq_shared->mutex);
 	return running;
@@ -680,6 +691,9 @@ note_running(int64 job_id)
 		ereport(WARNING,
 				(errcode_for_file_access(),
 				 errmsg("could not write file \"%s\": %m", running_file)));
+	/* Until the batch commits, a retry in this process counts on. */
+	suspect_job = job_id;
+	suspect_runs = runs;
 	return runs;
 }
 
@@ -729,8 +743,6 @@ fetch_handled_job(const char *kind, int lease_seconds, FetchedJob *job,
 	int			ntasks;
 	char	  **tasks;
 	bool		found = false;
-
-	(void) pq_exec(PQ_PROMOTE_DUE, NULL, NULL, 0);
 
 	v[0] = CStringGetTextDatum(kind);
 	ntasks = pq_exec(PQ_HANDLED_TASKS, v, NULL, 0);
@@ -928,6 +940,15 @@ run_sql_batch(MemoryContext jobcxt)
 {
 	int			done = 0;
 
+	/*
+	 * Due scheduled jobs become fetchable in a transaction of their own:
+	 * their rows must not stay locked for the length of a batch.
+	 */
+	begin_work("promoting due jobs");
+	(void) pq_exec(PQ_PROMOTE_DUE, NULL, NULL, 0);
+	end_work();
+	MemoryContextSwitchTo(jobcxt);
+
 	begin_xact("fetching SQL jobs");
 	for (; done < pq_batch_size; done++)
 	{
@@ -979,6 +1000,68 @@ json_string(char *text, int len)
 }
 
 /*
+ * json_to_jsonb converts JSON text to jsonb, in a subtransaction: valid
+ * JSON that jsonb still refuses ("\u0000", a number out of range) must not
+ * cost the worker its life.  Returns false (and nothing) then.
+ */
+static bool
+json_to_jsonb(char *json, Datum *result)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		*result = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
+/*
+ * valid_text makes len bytes of a program's output fit for a text column:
+ * NUL bytes and bytes that are not valid in the database encoding (for
+ * instance a character cut in two at the start of stderr's tail) become
+ * '?'.
+ */
+static char *
+valid_text(const char *bytes, size_t len)
+{
+	char	   *text = palloc(len + 1);
+	int			encoding = GetDatabaseEncoding();
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		int			clen = pg_encoding_mblen(encoding, bytes + i);
+
+		if (bytes[i] != '\0' && i + clen <= len &&
+			pg_encoding_verifymbchar(encoding, bytes + i, clen) == clen)
+		{
+			memcpy(text + i, bytes + i, clen);
+			i += clen;
+		}
+		else
+			text[i++] = '?';
+	}
+	text[len] = '\0';
+	return text;
+}
+
+/*
  * shell_result makes the jobs.result of a shell job from its stdout: the
  * JSON it printed, or else its text as a JSON string (without one trailing
  * newline); NULL when it printed nothing.
@@ -995,11 +1078,9 @@ shell_result(PQShellResult *res, Datum *result)
 		pg_verify_mbstr(GetDatabaseEncoding(), res->out, len, true))
 	{
 		lex = makeJsonLexContextCstringLen(res->out, len, GetDatabaseEncoding(), false);
-		if (!res->stdout_truncated && pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS)
-		{
-			*result = DirectFunctionCall1(jsonb_in, CStringGetDatum(res->out));
+		if (!res->stdout_truncated && pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS &&
+			json_to_jsonb(res->out, result))
 			return true;
-		}
 		if (res->out[len - 1] == '\n')
 			len--;
 		*result = json_string(res->out, len);
@@ -1030,8 +1111,10 @@ run_shell_job(MemoryContext jobcxt)
 	bool		has_result = false;
 	MemoryContext old;
 
-	/* The lease outlives the timeout; a dead worker's jobs are recovered
-	 * by the next occupant of its slot. */
+	/*
+	 * The lease outlives any timeout: the workers recover the jobs of a dead
+	 * worker themselves (recover_orphans).
+	 */
 	begin_work("fetching a shell job");
 	lease = 10 * 365 * 86400;
 	if (!fetch_handled_job("shell", lease, &job, jobcxt))
@@ -1041,14 +1124,14 @@ run_shell_job(MemoryContext jobcxt)
 	}
 	end_work();
 
+	/* Everything until the next transaction lives in jobcxt. */
+	MemoryContextSwitchTo(jobcxt);
 	set_state(PQ_WORKER_SHELL, job.id, job.task);
-	old = MemoryContextSwitchTo(jobcxt);
 	args_text = JsonbToCString(NULL, &DatumGetJsonbP(job.args)->root, VARSIZE(DatumGetPointer(job.args)));
 	env[0] = psprintf("PROCQ_JOB_ID=%lld", (long long) job.id);
 	env[1] = psprintf("PROCQ_TASK=%s", job.task);
 	env[2] = psprintf("PROCQ_ARGS=%s", args_text);
 	env[3] = NULL;
-	MemoryContextSwitchTo(old);
 
 	argv = pq_shell_split(job.command, errbuf, sizeof(errbuf));
 	if (argv == NULL)
@@ -1091,7 +1174,7 @@ run_shell_job(MemoryContext jobcxt)
 		else
 			appendStringInfo(&buf, "exit status %d", res.exit_code);
 		if (res.err_len > 0)
-			appendStringInfo(&buf, "\nstderr:\n%s", res.err_tail);
+			appendStringInfo(&buf, "\nstderr:\n%s", valid_text(res.err_tail, res.err_len));
 		status = "failed";
 		error = buf.data;
 	}
@@ -1104,9 +1187,11 @@ run_shell_job(MemoryContext jobcxt)
 	}
 
 	begin_work("finishing a shell job");
+	old = MemoryContextSwitchTo(jobcxt);
 	if (strcmp(status, "succeeded") == 0)
 		has_result = shell_result(&res, &result);
 	pq_shell_result_free(&res);
+	MemoryContextSwitchTo(old);
 	finish_job(job.id, status, result, !has_result, error);
 	end_work();
 	job_done();
@@ -1202,9 +1287,10 @@ recover_stalled(void)
 void
 pq_worker_main(Datum arg)
 {
+	sigjmp_buf	local_sigjmp_buf;
 	MemoryContext jobcxt;
-	TimestampTz last_recover = 0;
-	bool		installed_logged = false;
+	volatile TimestampTz last_recover = 0;
+	volatile bool installed_logged = false;
 
 	my_slot = DatumGetInt32(arg);
 
@@ -1222,6 +1308,7 @@ pq_worker_main(Datum arg)
 		proc_exit(0);			/* another worker has this slot */
 	}
 	pq_shared->slots[my_slot].pid = MyProcPid;
+	pq_shared->slots[my_slot].dboid = MyDatabaseId;
 	pq_shared->slots[my_slot].latch = MyLatch;
 	pq_shared->slots[my_slot].state = PQ_WORKER_STARTING;
 	pq_shared->slots[my_slot].started_at = GetCurrentTimestamp();
@@ -1234,8 +1321,34 @@ pq_worker_main(Datum arg)
 	jobcxt = AllocSetContextCreate(TopMemoryContext, "procq job", ALLOCSET_DEFAULT_SIZES);
 	open_running_file();
 
+	/*
+	 * An error outside a job's subtransaction (a deadlock while finishing, a
+	 * job that a DBA changed under us) ends up here: report it, abort the
+	 * transaction (its batch runs again) and go on after a pause, rather
+	 * than exit and wait for the launcher.  A job that keeps doing this is
+	 * caught by note_running like one that kills its worker.
+	 */
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+	{
+		error_context_stack = NULL;
+		HOLD_INTERRUPTS();
+		disable_all_timeouts(false);
+		QueryCancelPending = false;
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		MemoryContextSwitchTo(TopMemoryContext);
+		FlushErrorState();
+		MemoryContextReset(jobcxt);
+		QueryCancelHoldoffCount = 1;
+		RESUME_INTERRUPTS();
+		set_state(PQ_WORKER_IDLE, 0, NULL);
+		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
+	}
+	PG_exception_stack = &local_sigjmp_buf;
+
 	/* A cancel request only counts while a SQL handler runs. */
-	HOLD_CANCEL_INTERRUPTS();
+	if (QueryCancelHoldoffCount == 0)
+		HOLD_CANCEL_INTERRUPTS();
 
 	for (;;)
 	{
