@@ -201,6 +201,10 @@ pq_defer_job(PQJobSpec *spec)
 	bool		isnull;
 	bool		ready;
 
+	/* The lock queue's advisory lock comes before any row lock. */
+	if (spec->lock != NULL)
+		pq_lock_key(text_to_cstring(spec->lock));
+
 	if (spec->nparents > 0)
 	{
 		int			nrows;
@@ -251,7 +255,6 @@ pq_defer_job(PQJobSpec *spec)
 		{
 			/* New ids are the highest: the job heads its lock queue iff it
 			 * is empty. */
-			pq_lock_key(text_to_cstring(spec->lock));
 			v[0] = PointerGetDatum(spec->lock);
 			pq_exec(PQ_LOCK_QUEUE_BUSY, v, NULL, 1);
 			lock_blocked = DatumGetBool(pq_get_attr(0, 1, &isnull));

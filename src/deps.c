@@ -333,7 +333,15 @@ revive_descendants(int64 root)
 		IdList		next = {0};
 		int			n;
 
-		/* Which children come back, and which stay cancelled (and why) */
+		/*
+		 * Which children come back, and which stay cancelled (and why).
+		 * Their parents are locked first, as defer does: a parent failing
+		 * right now is then seen failed, and the child stays cancelled,
+		 * instead of coming back to wait for a parent that will never
+		 * succeed.
+		 */
+		(void) pq_exec(PQ_LOCK_PARENTS_OF, v, NULL, 0);
+		SPI_freetuptable(SPI_tuptable);
 		n = pq_exec(PQ_REVIVE_CANDIDATES, v, NULL, 0);
 		for (int i = 0; i < n; i++)
 		{
@@ -713,22 +721,36 @@ dependency_gone(void *childp, void *parentp)
 	char	   *lock;
 	char	   *how;
 
+	IdList		parents = {0};
+	char	   *parent_status = NULL;
+
 	v[0] = Int64GetDatum(child);
 	if (pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 0)
 		return;					/* the child itself was deleted */
 	lock = pq_get_text(0, 2);
 	if (lock != NULL)
 		pq_lock_key(lock);
+
+	/*
+	 * Lock the parent (if it still exists) before reading its status, as
+	 * defer does: a parent succeeding right now is then seen succeeded, or
+	 * sees the dependency gone; it cannot release the child a second time.
+	 */
+	idlist_add(&parents, parent);
+	v[0] = ids_datum(&parents);
+	if (pq_exec(PQ_LOCK_PARENTS, v, NULL, 1) == 1)
+		parent_status = pq_get_text(0, 2);
+
+	v[0] = Int64GetDatum(child);
 	if (pq_exec(PQ_JOB_FOR_UPDATE, v, NULL, 1) == 0)
 		return;
 	child_status = pq_get_text(0, 1);
 	pending = DatumGetInt32(pq_get_attr(0, 2, &isnull));
 
-	v[0] = Int64GetDatum(parent);
-	if (pq_exec(PQ_JOB_EXISTS, v, NULL, 1) == 1)
+	if (parent_status != NULL)
 	{
 		/* The parent still exists: only a dependency was removed. */
-		if (strcmp(pq_get_text(0, 1), "succeeded") == 0)
+		if (strcmp(parent_status, "succeeded") == 0)
 			return;
 		v[0] = Int64GetDatum(child);
 		v[1] = Int32GetDatum(pending - 1);

@@ -310,6 +310,12 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		" RETURNING j.id",
 		3, {INT8ARRAYOID, INT8ARRAYOID, TEXTOID}
 	},
+	[PQ_LOCK_PARENTS_OF] = {
+		"SELECT p.id FROM procq.jobs p WHERE p.id = ANY (ARRAY("
+		" SELECT d.depends_on FROM procq.job_dependencies d"
+		" WHERE d.job_id = ANY($1))) ORDER BY p.id FOR SHARE",
+		1, {INT8ARRAYOID}
+	},
 	[PQ_REVIVE_CANDIDATES] = {
 		"SELECT s.id, s.blame,"
 		" (SELECT p.status::text FROM procq.jobs p WHERE p.id = s.blame)"
