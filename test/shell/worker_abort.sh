@@ -64,15 +64,7 @@ ok "the worker process itself survived both aborts"
 
 # Fast shutdown while a shell job runs sleep 300.  The program sleeps the
 # first time it runs for a job, and says so at once the second time.
-n=$(nonce)
-script=$PQ_CLUSTER_DIR/slow.sh
-cat >"$script" <<'EOF'
-if [ -e "$0.ran.$PROCQ_JOB_ID" ]; then echo "second run"; exit 0; fi
-: >"$0.ran.$PROCQ_JOB_ID"
-exec sleep "$1"
-EOF
-chmod 755 "$script"
-register slow shell "/bin/sh $script 300.$n"
+n=$(register_slow 300)
 job=$(defer slow '' 2)
 wait_for "(SELECT job_id = $job AND state = 'running shell' FROM procq.worker_status)" \
     "the worker did not start shell job $job"

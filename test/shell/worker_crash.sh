@@ -72,15 +72,7 @@ check_load b
 
 # (c) Shell jobs in flight during a crash restart.  The program sleeps 30 s
 # the first time it runs for a job, and says so at once the second time.
-n=$(nonce)
-script=$PQ_CLUSTER_DIR/slow.sh
-cat >"$script" <<'EOF'
-if [ -e "$0.ran.$PROCQ_JOB_ID" ]; then echo "second run"; exit 0; fi
-: >"$0.ran.$PROCQ_JOB_ID"
-exec sleep "$1"
-EOF
-chmod 755 "$script"
-register slow shell "/bin/sh $script 30.$n"
+n=$(register_slow 30)
 again=$(defer slow '' 2)
 once=$(defer slow '' 1)
 wait_for "(SELECT count(*) FROM procq.jobs WHERE id IN ($again, $once) AND status = 'doing') = 2

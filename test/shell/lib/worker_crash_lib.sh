@@ -50,6 +50,23 @@ SELECT procq.register_handler(:'task', :'kind', :'cmd', NULLIF(:'tmo', '')::inte
 SQL
 }
 
+# register_slow SECONDS: register shell handler 'slow', whose program sleeps
+# SECONDS (as "sleep SECONDS.NONCE", so that pgrep finds it) the first time
+# it runs for a job, and prints "second run" at once the next time.  Prints
+# the nonce.
+register_slow() {
+    local n script=$PQ_CLUSTER_DIR/slow.sh
+    n=$(nonce)
+    cat >"$script" <<'EOS'
+if [ -e "$0.ran.$PROCQ_JOB_ID" ]; then echo "second run"; exit 0; fi
+: >"$0.ran.$PROCQ_JOB_ID"
+exec sleep "$1"
+EOS
+    chmod 755 "$script"
+    register slow shell "/bin/sh $script $1.$n"
+    echo "$n"
+}
+
 # defer TASK [ARGS_JSON [MAX_ATTEMPTS]]: defer a job, print its id.
 defer() {
     local args=${2:-}
