@@ -147,3 +147,18 @@ SELECT id, status, attempts, error FROM procq.jobs ORDER BY id;
 SELECT procq.retry_job(1);
 SELECT :'LAST_ERROR_SQLSTATE' AS sqlstate;
 SELECT id, status FROM procq.jobs ORDER BY id;
+
+-- A cancelled descendant whose queueing_lock another todo job now holds
+-- is not requeued by retry_job (it would be a second todo job with that
+-- queueing_lock): it stays cancelled, and the retry itself succeeds.
+SET client_min_messages = warning;
+DROP EXTENSION procq CASCADE;
+CREATE EXTENSION procq;
+RESET client_min_messages;
+SELECT procq.defer('qparent') AS id;
+SELECT procq.defer('qchild', depends_on => '{1}', queueing_lock => 'qx') AS id;
+SELECT id FROM procq.fetch_job();
+SELECT procq.finish_job(1, 'failed');
+SELECT procq.defer('qother', queueing_lock => 'qx') AS id;
+SELECT procq.retry_job(1);
+SELECT id, task, status, cancelled_by, error FROM procq.jobs ORDER BY id;

@@ -327,7 +327,10 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		"  JOIN unnest($1::bigint[], $2::bigint[]) AS c(child, parent)"
 		"   ON j.id = c.child"
 		"  WHERE j.id = ANY($1) AND j.status = 'cancelled'"
-		"  AND j.cancelled_by = c.parent) s",
+		"  AND j.cancelled_by = c.parent"
+		/* one whose queueing_lock another job holds stays cancelled */
+		"  AND NOT EXISTS (SELECT 1 FROM procq.jobs q WHERE q.status = 'todo'"
+		"   AND q.queueing_lock = j.queueing_lock)) s",
 		2, {INT8ARRAYOID, INT8ARRAYOID}
 	},
 	[PQ_REVIVE] = {
