@@ -179,9 +179,8 @@ static const PQStmtDef pq_stmt_defs[PQ_NUM_STMTS] = {
 		"SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
 		4, {INT8OID, TEXTOID, JSONBOID, TEXTOID}
 	},
-	[PQ_HANDLER_GET] = {
-		"SELECT kind, command, (extract(epoch FROM timeout) * 1000)::int8,"
-		" registered_by FROM procq.handlers WHERE task = $1",
+	[PQ_HANDLER_OWNER] = {
+		"SELECT registered_by FROM procq.handlers WHERE task = $1",
 		1, {TEXTOID}
 	},
 	[PQ_HANDLER_UPSERT] = {

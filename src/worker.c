@@ -1409,9 +1409,9 @@ handler_exists_for_me(text *task)
 	bool		isnull;
 	Oid			owner;
 
-	if (pq_exec(PQ_HANDLER_GET, v, NULL, 1) == 0)
+	if (pq_exec(PQ_HANDLER_OWNER, v, NULL, 1) == 0)
 		return false;
-	owner = DatumGetObjectId(pq_get_attr(0, 4, &isnull));
+	owner = DatumGetObjectId(pq_get_attr(0, 1, &isnull));
 	if (!has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
