@@ -11,12 +11,13 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 
 EXTENSION  = procq
 MODULE_big = procq
-OBJS       = src/procq.o src/api.o src/deps.o src/workflow.o src/worker.o src/shell.o
+OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA       = sql/procq--1.0.sql
 PGFILEDESC = "procq - dependency-aware job queue"
 
-# pg_regress: sql/<name>.sql is run and compared with expected/<name>.out.
-REGRESS = $(sort $(filter-out procq--%,$(basename $(notdir $(wildcard sql/*.sql)))))
+# pg_regress: test/sql/<name>.sql is run and compared with test/expected/<name>.out.
+REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test
 # Isolation specs: test/isolation/specs/<name>.spec, expected/<name>.out there.
 ISOLATION      = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation
@@ -36,7 +37,7 @@ all install installcheck:
 endif
 
 # PGXS does not track header dependencies.
-$(OBJS): src/procq.h src/shell.h
+$(OBJS): $(wildcard src/*.h)
 
 .PHONY: deps test demo bench
 

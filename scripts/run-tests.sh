@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# run-tests.sh: run procq's whole test suite against one throwaway cluster:
-# pg_regress (sql/*.sql), isolation (test/isolation/specs), pgTAP
-# (test/pgtap/*.sql) and shell tests (test/shell/*.sh).  Every suite runs even
-# if an earlier one fails; the last line is "N passed, N failed" (test files);
-# exits 1 if any failed.  Expects procq to be built and installed (make test).
+# run-tests.sh: run procq's whole test suite: pg_regress (test/sql/*.sql),
+# isolation (test/isolation/specs) and pgTAP (test/pgtap/*.sql) against one
+# throwaway cluster, then the TAP tests (test/t/*.pl), each of which starts
+# throwaway clusters of its own with PostgreSQL::Test::Cluster.  Every suite
+# runs even if an earlier one fails; the last line is "N passed, N failed"
+# (pg_regress tests, specs and test files); exits 1 if any failed.  Expects
+# procq to be built and installed (make test).
+#
+#   scripts/run-tests.sh [TAP-TEST...]   only the given test/t/*.pl files
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/cluster.sh
@@ -14,7 +18,7 @@ shopt -s nullglob
 passed=0
 failed=0
 failures=()
-shell_timeout=600 # seconds per shell test
+tap_timeout=600 # seconds per TAP test file
 
 pass() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); failures+=("$1"); }
@@ -50,11 +54,80 @@ run_pg_regress() {
     fi
 }
 
+# The TAP tests run as the OS user postgres when we are root (initdb and
+# the server refuse root), from a copy of the tree that user can read and
+# write (tmp_check/ with the clusters and logs lives in it), with a PATH of
+# system directories only (root's may name directories postgres cannot
+# search, which changes what execvp reports).  One prove run
+# per file, so that each counts and times out on its own; a failing file's
+# log is printed.
+run_tap_tests() {
+    local stage f name rc perl_lib as_owner=()
+    header "TAP: test/t/*.pl"
+    (($#)) || { echo "no TAP tests, skipped"; return; }
+    perl_lib=$("$PG_CONFIG" --pgxs)
+    perl_lib=${perl_lib%/src/makefiles/pgxs.mk}/src/test/perl
+    stage=$(mktemp -d "${TMPDIR:-/tmp}/procq-tap.XXXXXX")
+    chmod 755 "$stage"
+    tar --exclude=.git --exclude=tmp_check --exclude=results -cf - . | tar -C "$stage" -xf -
+    if ((EUID == 0)); then
+        chown -R postgres: "$stage"
+        as_owner=(runuser -u postgres --)
+    fi
+    for f in "$@"; do
+        name=${f##*/}
+        name=${name%.pl}
+        echo "---- $f"
+        rc=0
+        (cd "$stage" && timeout "$tap_timeout" "${as_owner[@]}" env \
+            PATH="$PQ_PGBIN:/usr/local/bin:/usr/bin:/bin" TESTDIR="$stage" \
+            PG_REGRESS="${perl_lib%/perl}/regress/pg_regress" \
+            prove -v -I "$perl_lib" -I test/perl "$f") </dev/null || rc=$?
+        if ((rc == 0)); then
+            pass
+        else
+            ((rc == 124)) && echo "---- $f: timed out after $tap_timeout s"
+            echo "---- $f: FAILED (exit $rc); last lines of its logs:"
+            tail -n 60 "$stage/tmp_check/log/regress_log_$name" 2>/dev/null || true
+            for log in "$stage"/tmp_check/log/"${name}"_*.log; do
+                [[ -f $log ]] || continue
+                echo "---- $log"
+                grep -E 'PANIC|FATAL|ERROR|terminated by signal' "$log" | tail -n 20 || true
+            done
+            fail "tap/${f##*/}"
+        fi
+    done
+    for log in "$stage"/tmp_check/log/*.log; do
+        [[ -f $log ]] || continue
+        grep -H -E 'PANIC|terminated by signal (11|6|7)' "$log" &&
+            echo "(server log lines above: a backend crashed during the TAP tests)"
+    done
+    if ((failed == 0)); then
+        rm -rf -- "$stage"
+    else
+        echo "(the TAP tests' logs and data directories are kept in $stage/tmp_check)"
+    fi
+}
+
+# Print the failures and the closing line; exit 1 if anything failed.
+summary() {
+    header "summary"
+    for f in "${failures[@]}"; do echo "FAILED: $f"; done
+    echo "$passed passed, $failed failed"
+    ((failed == 0)) || exit 1
+    exit 0
+}
+
+# TAP tests only, when named on the command line.
+if (($#)); then
+    run_tap_tests "$@"
+    summary
+fi
+
 pq_cluster_start
 
-header "pg_regress: sql/*.sql"
-regress=()
-for f in sql/*.sql; do [[ $f == sql/procq--* ]] || regress+=("$f"); done
+header "pg_regress: test/sql/*.sql"
+regress=(test/sql/*.sql)
 if ((${#regress[@]})); then
     run_pg_regress regress regression.diffs ISOLATION=
 else
@@ -81,37 +154,10 @@ for f in "${tap_files[@]}"; do
         fail "pgtap/${f##*/}"
     fi
 done
-
-header "shell: test/shell/*.sh"
-shell_files=(test/shell/*.sh)
-((${#shell_files[@]})) || echo "no shell tests, skipped"
-for f in "${shell_files[@]}"; do
-    if [[ ! -x $f ]]; then
-        echo "$f is not executable, skipped"
-        continue
-    fi
-    db=$(dbname shell "$f")
-    echo "---- $f (PQ_TEST_DB=$db)"
-    rc=0
-    if pq_createdb "$db" procq; then
-        PQ_TEST_DB=$db timeout "$shell_timeout" "$f" </dev/null || rc=$?
-    else
-        rc=$?
-    fi
-    if ((rc == 0)); then
-        echo "---- $f: ok"
-        pass
-    else
-        ((rc == 124)) && echo "---- $f: timed out after $shell_timeout s"
-        echo "---- $f: FAILED (exit $rc)"
-        fail "shell/${f##*/}"
-    fi
-done
-
-header "summary"
-for f in "${failures[@]}"; do echo "FAILED: $f"; done
 if grep -E 'PANIC|terminated by signal' "$PQ_CLUSTER_LOG"; then
     echo "(server log lines above: a backend crashed or was killed during the tests)"
 fi
-echo "$passed passed, $failed failed"
-((failed == 0)) || exit 1
+pq_cluster_stop
+
+run_tap_tests test/t/*.pl
+summary

@@ -1,13 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * test_shell.c
- *	  Standalone tests of src/shell.c (splitting and running a shell
+ *	  Standalone tests of src/shell*.c (splitting and running a shell
  *	  handler's command), printing TAP.
  *
- * Build and run from the repository root (test/shell/shell_runner.sh does):
+ * Build and run from the repository root (test/t/002_shell_runner.pl does):
  *
  *	gcc -Wall -Wextra -Werror -o /tmp/test_shell \
- *		test/shell_runner/test_shell.c src/shell.c
+ *		test/shell_runner/test_shell.c src/shell*.c
  *	/tmp/test_shell
  *
  * Exits 0 if every test passed, 1 otherwise.  Needs /bin/sh, coreutils
