@@ -4,9 +4,10 @@
  *	  Running a shell handler's command: splitting the command line into
  *	  words, and running the program with a timeout, capturing its output.
  *
- * src/shell.c depends on libc and POSIX only (no PostgreSQL headers): it
- * runs inside the background worker, but test/shell_runner/test_shell.c
- * also builds it standalone.  Include this file after postgres.h.
+ * src/shell.c, shell_spawn.c and shell_split.c depend on libc and POSIX
+ * only (no PostgreSQL headers): they run inside the background worker, but
+ * test/shell_runner/test_shell.c also builds them standalone.  Include this
+ * file after postgres.h.
  *
  * The command line is never given to a shell: it is split into words by
  * pq_shell_split (quotes and backslashes as in sh, nothing else), and the

@@ -21,7 +21,9 @@
 #include "utils/numeric.h"
 #include "utils/tuplestore.h"
 
-#include "procq.h"
+#include "args.h"
+#include "defer.h"
+#include "spi_exec.h"
 
 PG_FUNCTION_INFO_V1(procq_defer_workflow);
 
@@ -86,7 +88,7 @@ step_error(int nth, const char *key, const char *problem)
  * JSON null when nullable; anything else is an error.
  */
 static char *
-json_string(JsonbValue *v, int nth, const char *key, const char *field, bool nullable)
+json_get_string(JsonbValue *v, int nth, const char *key, const char *field, bool nullable)
 {
 	if (v->type == jbvNull && nullable)
 		return NULL;
@@ -181,7 +183,7 @@ parse_step(JsonbValue *obj, int nth, Step *step)
 
 		if (keyv == NULL)
 			step_error(nth, NULL, "\"key\" is missing");
-		step->key = json_string(keyv, nth, NULL, "key", false);
+		step->key = json_get_string(keyv, nth, NULL, "key", false);
 		if (step->key[0] == '\0')
 			step_error(nth, NULL, "\"key\" must not be empty");
 	}
@@ -204,19 +206,19 @@ parse_step(JsonbValue *obj, int nth, Step *step)
 		if (strcmp(field, "key") == 0)
 			continue;
 		else if (strcmp(field, "task") == 0)
-			task = json_string(&v, nth, step->key, field, false);
+			task = json_get_string(&v, nth, step->key, field, false);
 		else if (strcmp(field, "args") == 0)
 		{
 			if (v.type != jbvNull)
 				step->spec.args = JsonbValueToJsonb(&v);
 		}
 		else if (strcmp(field, "queue") == 0)
-			step->spec.queue = cstring_to_text(json_string(&v, nth, step->key, field, false));
+			step->spec.queue = cstring_to_text(json_get_string(&v, nth, step->key, field, false));
 		else if (strcmp(field, "priority") == 0)
 			step->spec.priority = (int32) json_int64(&v, nth, step->key, field, PG_INT32_MIN, PG_INT32_MAX);
 		else if (strcmp(field, "scheduled_at") == 0)
 		{
-			char	   *when = json_string(&v, nth, step->key, field, true);
+			char	   *when = json_get_string(&v, nth, step->key, field, true);
 
 			if (when != NULL)
 			{
@@ -234,7 +236,7 @@ parse_step(JsonbValue *obj, int nth, Step *step)
 			step->spec.max_attempts = (int32) json_int64(&v, nth, step->key, field, PG_INT32_MIN, PG_INT32_MAX);
 		else if (strcmp(field, "lock") == 0 || strcmp(field, "queueing_lock") == 0)
 		{
-			char	   *value = json_string(&v, nth, step->key, field, true);
+			char	   *value = json_get_string(&v, nth, step->key, field, true);
 			text	   *t = value ? cstring_to_text(value) : NULL;
 
 			if (field[0] == 'l')

@@ -1,0 +1,17 @@
+/*-------------------------------------------------------------------------
+ *
+ * cascade.h
+ *	  What a job's end means for its descendants: graph walks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROCQ_CASCADE_H
+#define PROCQ_CASCADE_H
+
+#include "postgres.h"
+
+extern void pq_release_children(int64 parent);
+extern void pq_cancel_descendants(int64 root, const char *first, const char *deeper);
+extern void pq_revive_descendants(int64 root);
+
+#endif							/* PROCQ_CASCADE_H */

@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * defer.h
+ *	  Inserting a job and its dependency rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROCQ_DEFER_H
+#define PROCQ_DEFER_H
+
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+/* A job to insert: what procq.defer and each workflow step carry. */
+typedef struct PQJobSpec
+{
+	text	   *task;
+	Jsonb	   *args;
+	text	   *queue;
+	int32		priority;
+	bool		has_scheduled_at;
+	TimestampTz scheduled_at;
+	int64	   *parents;		/* sorted, without duplicates */
+	int			nparents;
+	int32		max_attempts;
+	text	   *lock;			/* NULL when none */
+	text	   *queueing_lock;	/* NULL when none */
+} PQJobSpec;
+
+extern void pq_validate_spec(PQJobSpec *spec);
+extern int64 pq_defer_job(PQJobSpec *spec);
+
+#endif							/* PROCQ_DEFER_H */

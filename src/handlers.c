@@ -1,0 +1,194 @@
+/*-------------------------------------------------------------------------
+ *
+ * handlers.c
+ *	  procq.register_handler and procq.unregister_handler: which tasks the
+ *	  background workers run, and how (a SQL statement or a program).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "shell.h"
+#include "spi_exec.h"
+
+PG_FUNCTION_INFO_V1(procq_register_handler);
+PG_FUNCTION_INFO_V1(procq_unregister_handler);
+
+static PQStatement stmt_owner = PQ_STATEMENT(
+	"SELECT registered_by FROM procq.handlers WHERE task = $1",
+	1, TEXTOID);
+
+static PQStatement stmt_upsert = PQ_STATEMENT(
+	"INSERT INTO procq.handlers (task, kind, command, timeout, registered_by)"
+	" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (task) DO UPDATE SET"
+	" kind = EXCLUDED.kind, command = EXCLUDED.command,"
+	" timeout = EXCLUDED.timeout, registered_by = EXCLUDED.registered_by,"
+	" registered_at = EXCLUDED.registered_at",
+	5, TEXTOID, TEXTOID, TEXTOID, INTERVALOID, REGROLEOID);
+
+static PQStatement stmt_delete = PQ_STATEMENT(
+	"DELETE FROM procq.handlers WHERE task = $1",
+	1, TEXTOID);
+
+/*
+ * handler_exists_for_me says whether task has a handler, and raises an
+ * error when it belongs to a role whose privileges the current role does
+ * not have: only its owner (or a role acting for it) may change it.
+ */
+static bool
+handler_exists_for_me(text *task)
+{
+	Datum		v[1] = {PointerGetDatum(task)};
+	bool		isnull;
+	Oid			owner;
+
+	if (pq_exec(&stmt_owner, v, NULL, 1) == 0)
+		return false;
+	owner = DatumGetObjectId(pq_get_attr(0, 1, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the handler of task \"%s\" belongs to role %s",
+						text_to_cstring(task), GetUserNameFromId(owner, true)),
+				 errhint("Only that role, or a role with its privileges, may change it.")));
+	return true;
+}
+
+/*
+ * check_command checks a handler's command for its kind: a sql handler's
+ * must be exactly one statement, a shell handler's must split into words.
+ */
+static void
+check_command(const char *kind, text *command)
+{
+	if (strcmp(kind, "sql") == 0)
+	{
+		List	   *stmts = pg_parse_query(text_to_cstring(command));
+
+		if (list_length(stmts) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a sql handler's command must be exactly one statement"),
+					 errdetail("It has %d.", list_length(stmts)),
+					 errhint("Wrap several statements in a function and call it.")));
+	}
+	else
+	{
+		char		errbuf[256];
+		char	  **argv = pq_shell_split(text_to_cstring(command), errbuf, sizeof(errbuf));
+
+		if (argv == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid shell handler command: %s", errbuf)));
+		free(argv);
+	}
+}
+
+/*
+ * check_handler_args checks every argument of register_handler before
+ * anything is written.
+ */
+static void
+check_handler_args(FunctionCallInfo fcinfo, text *task, const char *kind,
+				   text *command)
+{
+	if (VARSIZE_ANY_EXHDR(task) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("task must not be empty")));
+	if (strcmp(kind, "sql") != 0 && strcmp(kind, "shell") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("handler kind must be sql or shell, not \"%s\"", kind)));
+	if (strcmp(kind, "shell") == 0 && !superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only superusers can register shell handlers"),
+				 errdetail("A shell handler runs programs as the server's operating system user.")));
+	check_command(kind, command);
+	if (!PG_ARGISNULL(3))
+	{
+		Interval   *timeout = PG_GETARG_INTERVAL_P(3);
+
+		if (timeout->month != 0 || timeout->day != 0 || timeout->time <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("timeout must be a positive interval of hours, minutes or seconds")));
+	}
+}
+
+/*
+ * procq.register_handler(task, kind, command, timeout) returns void
+ *
+ * Lets the background workers run jobs of task.  A sql handler's command
+ * must be one statement; a shell handler is for superusers only.  A
+ * handler registered by another role may only be replaced by a role that
+ * has that role's privileges.
+ */
+Datum
+procq_register_handler(PG_FUNCTION_ARGS)
+{
+	text	   *task;
+	char	   *kind;
+	text	   *command;
+	Datum		v[5];
+	char		n[5] = {' ', ' ', ' ', ' ', ' '};
+
+	for (int i = 0; i < 3; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", i == 0 ? "task" : i == 1 ? "kind" : "command")));
+	task = PG_GETARG_TEXT_PP(0);
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	command = PG_GETARG_TEXT_PP(2);
+	check_handler_args(fcinfo, task, kind, command);
+
+	pq_connect();
+	(void) handler_exists_for_me(task);
+	v[0] = PointerGetDatum(task);
+	v[1] = CStringGetTextDatum(kind);
+	v[2] = PointerGetDatum(command);
+	v[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	n[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+	v[4] = ObjectIdGetDatum(GetUserId());
+	pq_exec(&stmt_upsert, v, n, 0);
+	pq_finish();
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * procq.unregister_handler(task) returns boolean
+ *
+ * Removes a task's handler; its jobs stay for external workers.
+ */
+Datum
+procq_unregister_handler(PG_FUNCTION_ARGS)
+{
+	text	   *task;
+	Datum		v[1];
+	bool		removed = false;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("task must not be null")));
+	task = PG_GETARG_TEXT_PP(0);
+
+	pq_connect();
+	v[0] = PointerGetDatum(task);
+	if (handler_exists_for_me(task))
+		removed = pq_exec(&stmt_delete, v, NULL, 0) == 1;
+	pq_finish();
+
+	PG_RETURN_BOOL(removed);
+}

@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs.h
+ *	  Looking up and locking single jobs of procq.jobs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROCQ_JOBS_H
+#define PROCQ_JOBS_H
+
+#include "postgres.h"
+
+/* What pq_job_lookup reads of a job; strings are NULL for SQL NULL. */
+typedef struct PQJobInfo
+{
+	char	   *status;
+	char	   *lock;
+	char	   *queueing_lock;
+	char	   *queue;
+	bool		ready;			/* todo and fetchable */
+} PQJobInfo;
+
+extern bool pq_job_lookup(int64 job_id, PQJobInfo *info);
+extern void pq_job_not_found(int64 job_id) pg_attribute_noreturn();
+extern char *pq_job_status(int64 job_id);
+extern int	pq_lock_jobs_for_share(Datum ids);
+extern bool pq_job_failed_parent(int64 job_id, int64 *parent, char **status);
+
+#endif							/* PROCQ_JOBS_H */

@@ -1,0 +1,542 @@
+/*-------------------------------------------------------------------------
+ *
+ * lifecycle.c
+ *	  What happens to a job after it was fetched: procq.finish_job,
+ *	  retry_job, cancel_job, heartbeat, recover_stalled and parent_results,
+ *	  and the same steps for the background workers.
+ *
+ * These functions validate their input, then change the job's row.  What
+ * a change of status means for other jobs (releasing children, cancelling
+ * descendants, moving a lock queue along) is done by the status trigger
+ * (triggers.c), so that it happens the same way whether the API or a
+ * DBA's UPDATE changed the status.  A job's lock queue advisory lock is
+ * taken before its row is locked (see pq_lock_key).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "args.h"
+#include "guc.h"
+#include "jobs.h"
+#include "lifecycle.h"
+#include "locks.h"
+#include "shmem.h"
+#include "spi_exec.h"
+
+PG_FUNCTION_INFO_V1(procq_finish_job);
+PG_FUNCTION_INFO_V1(procq_retry_job);
+PG_FUNCTION_INFO_V1(procq_cancel_job);
+PG_FUNCTION_INFO_V1(procq_heartbeat);
+PG_FUNCTION_INFO_V1(procq_recover_stalled);
+PG_FUNCTION_INFO_V1(procq_parent_results);
+
+static PQStatement stmt_lock_job = PQ_STATEMENT(
+	"SELECT status::text, attempts, max_attempts, queueing_lock"
+	" FROM procq.jobs WHERE id = $1 FOR UPDATE",
+	1, INT8OID);
+
+static PQStatement stmt_finish = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = $2::procq.job_status,"
+	" result = $3, error = $4, lease_expires_at = NULL,"
+	" finished_at = CASE WHEN $2 = 'todo' THEN NULL ELSE clock_timestamp() END,"
+	" scheduled_at = CASE WHEN $2 = 'todo'"
+	"   THEN clock_timestamp() + make_interval(secs => $5) ELSE scheduled_at END,"
+	" delayed = ($2 = 'todo' AND $5 > 0)"
+	" WHERE id = $1 RETURNING status::text",
+	5, INT8OID, TEXTOID, JSONBOID, TEXTOID, FLOAT8OID);
+
+static PQStatement stmt_worker_finish = PQ_STATEMENT(
+	"SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
+	4, INT8OID, TEXTOID, JSONBOID, TEXTOID);
+
+static PQStatement stmt_fail_for_good = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = 'failed', error = $2"
+	" WHERE id = $1 AND status = 'doing'",
+	2, INT8OID, TEXTOID);
+
+static PQStatement stmt_retry = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = 'todo', attempts = 0, result = NULL,"
+	" error = NULL, finished_at = NULL, cancelled_by = NULL,"
+	" scheduled_at = $2,"
+	" delayed = $2 IS NOT NULL AND $2 > statement_timestamp(),"
+	" lock_blocked = lock IS NOT NULL"
+	" WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING id",
+	2, INT8OID, TIMESTAMPTZOID);
+
+static PQStatement stmt_cancel = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = 'cancelled', finished_at = clock_timestamp(),"
+	" error = 'cancelled by procq.cancel_job', lock_blocked = false,"
+	" delayed = false"
+	" WHERE id = $1 AND status = 'todo' RETURNING id",
+	1, INT8OID);
+
+static PQStatement stmt_abort_doing = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = 'cancelled',"
+	" error = 'aborted by procq.cancel_job'"
+	" WHERE id = $1 AND status = 'doing' RETURNING id",
+	1, INT8OID);
+
+static PQStatement stmt_heartbeat = PQ_STATEMENT(
+	"UPDATE procq.jobs"
+	" SET lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
+	" WHERE id = $1 AND status = 'doing' RETURNING lease_expires_at",
+	2, INT8OID, INT4OID);
+
+static PQStatement stmt_stalled = PQ_STATEMENT(
+	"SELECT id, lock, queueing_lock FROM procq.jobs"
+	" WHERE status = 'doing' AND lease_expires_at < statement_timestamp()"
+	" ORDER BY lease_expires_at",
+	0, InvalidOid);
+
+static PQStatement stmt_recover = PQ_STATEMENT(
+	"WITH stalled AS (SELECT id FROM procq.jobs"
+	"  WHERE id = $1 AND status = 'doing'"
+	"  AND ($2 IS NOT NULL OR lease_expires_at < statement_timestamp())"
+	"  AND ($3::text IS NULL OR worker = $3)"
+	"  FOR UPDATE SKIP LOCKED),"
+	" decided AS (SELECT j.id, j.attempts < j.max_attempts"
+	"  AND NOT EXISTS (SELECT 1 FROM procq.jobs q WHERE q.status = 'todo'"
+	"   AND q.queueing_lock = j.queueing_lock) AS again"
+	"  FROM stalled s JOIN procq.jobs j ON j.id = s.id)"
+	" UPDATE procq.jobs j SET"
+	" status = CASE WHEN d.again THEN 'todo' ELSE 'failed' END::procq.job_status,"
+	" finished_at = CASE WHEN d.again THEN NULL ELSE clock_timestamp() END,"
+	" error = coalesce($2, format('lease expired at %s on worker %s',"
+	"  j.lease_expires_at, j.worker)),"
+	" lease_expires_at = NULL"
+	" FROM decided d WHERE j.id = d.id RETURNING j.id",
+	3, INT8OID, TEXTOID, TEXTOID);
+
+static PQStatement stmt_parent_results = PQ_STATEMENT(
+	"SELECT coalesce(jsonb_object_agg(p.id::text, p.result), '{}')"
+	" FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on"
+	" WHERE d.job_id = $1",
+	1, INT8OID);
+
+/*
+ * lock_queue_of takes the advisory lock of the job's lock queue, if it
+ * has a lock, before the caller locks the job's row: the status trigger
+ * will move that queue along, and that lock must come first (pq_lock_key).
+ * Raises an error when the job does not exist.
+ */
+static void
+lock_queue_of(int64 job_id)
+{
+	PQJobInfo	info;
+
+	if (!pq_job_lookup(job_id, &info))
+		pq_job_not_found(job_id);
+	if (info.lock != NULL)
+		pq_lock_key(info.lock);
+}
+
+/*
+ * retry_delay_seconds is the backoff before the attempt that follows
+ * attempt number attempts: procq.retry_delay doubled per attempt made,
+ * at most procq.retry_delay_max.
+ */
+static double
+retry_delay_seconds(int attempts)
+{
+	double		delay = pq_retry_delay * pow(2.0, Max(attempts - 1, 0));
+
+	return Min(delay, (double) pq_retry_delay_max);
+}
+
+/*
+ * check_finish_args rejects a status finish_job does not take, and a
+ * result for a job that did not succeed.
+ */
+static void
+check_finish_args(const char *status, bool has_result)
+{
+	if (strcmp(status, "succeeded") != 0 && strcmp(status, "failed") != 0 &&
+		strcmp(status, "cancelled") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a job cannot be finished with status %s", status),
+				 errhint("Use succeeded, failed or cancelled.")));
+	if (has_result && strcmp(status, "succeeded") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("only a succeeded job can have a result"),
+				 errhint("Describe a failure in error instead.")));
+}
+
+/*
+ * procq.finish_job(job_id, status, result, error) returns procq.job_status
+ *
+ * Ends a doing job.  'failed' goes back to todo, after a backoff, while the
+ * job has attempts left (and no other job waits with its queueing_lock);
+ * the status trigger then does what the new status means for dependents.
+ */
+Datum
+procq_finish_job(PG_FUNCTION_ARGS)
+{
+	int64		job_id;
+	char	   *status;
+	char	   *current;
+	int32		attempts;
+	int32		max_attempts;
+	char	   *error;
+	const char *new_status;
+	double		delay = 0;
+	Datum		v[5];
+	char		n[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	Datum		ended;
+
+	pq_require_arg(fcinfo, 0, "job_id");
+	pq_require_arg(fcinfo, 1, "status");
+	job_id = PG_GETARG_INT64(0);
+	status = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
+	error = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	check_finish_args(status, !PG_ARGISNULL(2));
+
+	pq_connect();
+
+	lock_queue_of(job_id);
+	v[0] = Int64GetDatum(job_id);
+	if (pq_exec(&stmt_lock_job, v, NULL, 1) == 0)
+		pq_job_not_found(job_id);
+	current = pq_get_text(0, 1);
+	attempts = DatumGetInt32(pq_get_attr(0, 2, &isnull));
+	max_attempts = DatumGetInt32(pq_get_attr(0, 3, &isnull));
+	if (strcmp(current, "doing") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld is not running", (long long) job_id),
+				 errdetail("Its status is %s; only a doing job can be finished.",
+						   current)));
+
+	new_status = status;
+	if (strcmp(status, "failed") == 0 && attempts < max_attempts)
+	{
+		char	   *qlock = pq_get_text(0, 4);
+		int64		holder = 0;
+
+		if (qlock != NULL)
+		{
+			pq_lock_queueing_key(qlock, false);
+			holder = pq_queueing_lock_holder(qlock);
+		}
+		if (holder != 0)
+			error = psprintf("%s (not retried: job %lld already waits with queueing_lock \"%s\")",
+							 error ? error : "failed", (long long) holder, qlock);
+		else
+		{
+			new_status = "todo";
+			delay = retry_delay_seconds(attempts);
+		}
+	}
+
+	v[0] = Int64GetDatum(job_id);
+	v[1] = CStringGetTextDatum(new_status);
+	v[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	n[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	v[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	n[3] = error ? ' ' : 'n';
+	v[4] = Float8GetDatum(delay);
+	pq_exec(&stmt_finish, v, n, 1);
+
+	ended = DirectFunctionCall2(enum_in, CStringGetDatum(pq_get_text(0, 1)),
+								ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
+	pq_finish();
+	PG_RETURN_DATUM(ended);
+}
+
+/*
+ * pq_worker_finish records the outcome of a background worker's job
+ * through procq.finish_job, which also schedules a retry when a failed job
+ * has attempts left.  The caller has connected SPI.
+ */
+void
+pq_worker_finish(int64 job_id, const char *status, Datum result,
+				 bool result_null, const char *error)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', result_null ? 'n' : ' ', error ? ' ' : 'n'};
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = CStringGetTextDatum(status);
+	values[2] = result;
+	values[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	(void) pq_exec(&stmt_worker_finish, values, nulls, 1);
+}
+
+/*
+ * pq_fail_for_good fails a doing job without a retry, whatever attempts
+ * it has left.
+ */
+void
+pq_fail_for_good(int64 job_id, const char *error)
+{
+	Datum		v[2] = {Int64GetDatum(job_id), CStringGetTextDatum(error)};
+
+	(void) pq_exec(&stmt_fail_for_good, v, NULL, 0);
+}
+
+/*
+ * check_retry_allowed raises an error when a job may not be retried now:
+ * it is not failed or cancelled, a parent of it failed or was cancelled
+ * (that parent must be retried instead), or another todo job holds its
+ * queueing_lock.  current and qlock are the job's status and queueing
+ * lock, read with its row locked.
+ */
+static void
+check_retry_allowed(int64 job_id, const char *current, const char *qlock)
+{
+	int64		parent;
+	char	   *parent_status;
+	int64		holder;
+
+	if (strcmp(current, "failed") != 0 && strcmp(current, "cancelled") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld cannot be retried", (long long) job_id),
+				 errdetail("Its status is %s; only failed or cancelled jobs can be retried.",
+						   current)));
+	if (pq_job_failed_parent(job_id, &parent, &parent_status))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld cannot be retried while its parent job %lld is %s",
+						(long long) job_id, (long long) parent, parent_status),
+				 errhint("Retry job %lld instead: that requeues its cancelled descendants too.",
+						 (long long) parent)));
+	if (qlock == NULL)
+		return;
+	pq_lock_queueing_key(qlock, false);
+	holder = pq_queueing_lock_holder(qlock);
+	if (holder != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("a todo job with queueing_lock \"%s\" already exists", qlock),
+				 errdetail("Job %lld holds that queueing_lock.", (long long) holder)));
+}
+
+/*
+ * procq.retry_job(job_id, scheduled_at) returns void
+ *
+ * Puts a failed or cancelled job back to todo with a fresh set of
+ * attempts; the status trigger requeues the descendants that were
+ * cancelled because of it.  Refused when a parent of the job itself failed
+ * or was cancelled (the trigger refuses a DBA's UPDATE in that case too).
+ */
+Datum
+procq_retry_job(PG_FUNCTION_ARGS)
+{
+	int64		job_id;
+	Datum		v[2];
+	char		n[2] = {' ', ' '};
+
+	pq_require_arg(fcinfo, 0, "job_id");
+	job_id = PG_GETARG_INT64(0);
+
+	pq_connect();
+
+	lock_queue_of(job_id);
+	v[0] = Int64GetDatum(job_id);
+	if (pq_exec(&stmt_lock_job, v, NULL, 1) == 0)
+		pq_job_not_found(job_id);
+	check_retry_allowed(job_id, pq_get_text(0, 1), pq_get_text(0, 4));
+
+	v[0] = Int64GetDatum(job_id);
+	v[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	n[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	pq_exec(&stmt_retry, v, n, 1);
+
+	pq_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * procq.cancel_job(job_id, abort) returns boolean
+ *
+ * Cancels a todo job (the status trigger cancels its waiting descendants).
+ * With abort, also stops a job that is running: a background worker
+ * running it is told to stop it (kill a shell job's process group, cancel
+ * a SQL job's statement) and ends it cancelled; a job an external worker
+ * runs is marked cancelled at once, and its worker's finish_job will fail.
+ * Returns false when there was nothing to cancel.
+ */
+Datum
+procq_cancel_job(PG_FUNCTION_ARGS)
+{
+	int64		job_id;
+	bool		abort;
+	Datum		v[1];
+	bool		cancelled;
+
+	pq_require_arg(fcinfo, 0, "job_id");
+	pq_require_arg(fcinfo, 1, "abort");
+	job_id = PG_GETARG_INT64(0);
+	abort = PG_GETARG_BOOL(1);
+
+	/*
+	 * A background worker runs it: with abort, the worker ends it; without,
+	 * there is nothing to cancel (and its row stays locked until the
+	 * worker's batch commits: do not wait for that).
+	 */
+	if (abort && pq_abort_running_job(job_id))
+		PG_RETURN_BOOL(true);
+	if (!abort && pq_worker_runs_job(job_id))
+		PG_RETURN_BOOL(false);
+
+	pq_connect();
+	lock_queue_of(job_id);
+	v[0] = Int64GetDatum(job_id);
+	cancelled = pq_exec(&stmt_cancel, v, NULL, 1) == 1;
+	if (!cancelled && abort)
+		cancelled = pq_exec(&stmt_abort_doing, v, NULL, 1) == 1;
+	pq_finish();
+
+	PG_RETURN_BOOL(cancelled);
+}
+
+/*
+ * procq.heartbeat(job_id) returns timestamptz
+ *
+ * Extends the lease of a doing job by procq.lease_duration from now, and
+ * returns when it will run out.
+ */
+Datum
+procq_heartbeat(PG_FUNCTION_ARGS)
+{
+	int64		job_id;
+	Datum		v[2];
+	bool		isnull;
+	TimestampTz expires;
+
+	pq_require_arg(fcinfo, 0, "job_id");
+	job_id = PG_GETARG_INT64(0);
+
+	pq_connect();
+	v[0] = Int64GetDatum(job_id);
+	v[1] = Int32GetDatum(pq_lease_duration);
+	if (pq_exec(&stmt_heartbeat, v, NULL, 1) == 0)
+	{
+		char	   *current = pq_job_status(job_id);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld is not running", (long long) job_id),
+				 errdetail("Its status is %s; only a doing job has a lease.", current)));
+	}
+	expires = DatumGetTimestampTz(pq_get_attr(0, 1, &isnull));
+	pq_finish();
+
+	PG_RETURN_TIMESTAMPTZ(expires);
+}
+
+/*
+ * pq_recover_job puts one doing job back to todo, or to failed when it has
+ * no attempts left (or another todo job holds its queueing_lock).  With
+ * error NULL only if its lease ran out, recording when; otherwise with
+ * that error, and only if it still names worker (when not NULL).  A job
+ * being finished right now is skipped.  Returns 1 if it was recovered.
+ * The caller holds the advisory locks of its lock queue and queueing lock.
+ */
+int
+pq_recover_job(int64 job_id, const char *error, const char *worker)
+{
+	Datum		v[3];
+	char		n[3] = {' ', error ? ' ' : 'n', worker ? ' ' : 'n'};
+
+	v[0] = Int64GetDatum(job_id);
+	v[1] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	v[2] = worker ? CStringGetTextDatum(worker) : (Datum) 0;
+	return pq_exec(&stmt_recover, v, n, 1);
+}
+
+/*
+ * pq_recover_stalled_jobs recovers every doing job whose lease ran out,
+ * skipping those whose lock queue or queueing lock another transaction is
+ * changing (the next call takes them), and returns how many.  The caller
+ * has connected SPI.
+ */
+int
+pq_recover_stalled_jobs(void)
+{
+	int			recovered = 0;
+	int			nstalled;
+	int64	   *ids;
+	char	  **locks;
+	char	  **qlocks;
+
+	nstalled = pq_exec(&stmt_stalled, NULL, NULL, 0);
+	ids = palloc(sizeof(int64) * Max(nstalled, 1));
+	locks = palloc(sizeof(char *) * Max(nstalled, 1));
+	qlocks = palloc(sizeof(char *) * Max(nstalled, 1));
+	for (int i = 0; i < nstalled; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
+		locks[i] = pq_get_text(i, 2);
+		qlocks[i] = pq_get_text(i, 3);
+	}
+
+	for (int i = 0; i < nstalled; i++)
+	{
+		if (locks[i] != NULL && !pq_try_lock_key(locks[i], true))
+			continue;
+		if (qlocks[i] != NULL && !pq_lock_queueing_key(qlocks[i], true))
+			continue;
+		recovered += pq_recover_job(ids[i], NULL, NULL);
+	}
+	return recovered;
+}
+
+/*
+ * procq.recover_stalled() returns integer
+ *
+ * Doing jobs whose lease ran out (their worker died or hangs) go back to
+ * todo, or to failed when they have no attempts left.  Jobs being finished
+ * right now, and jobs whose lock queue another transaction is changing,
+ * are skipped rather than waited for: the next call takes them.
+ */
+Datum
+procq_recover_stalled(PG_FUNCTION_ARGS)
+{
+	int			recovered;
+
+	pq_connect();
+	recovered = pq_recover_stalled_jobs();
+	pq_finish();
+	PG_RETURN_INT32(recovered);
+}
+
+/*
+ * procq.parent_results(job_id) returns jsonb
+ *
+ * The results of the job's parents as one object keyed by parent id, so
+ * that a child can use what its parents produced.
+ */
+Datum
+procq_parent_results(PG_FUNCTION_ARGS)
+{
+	int64		job_id;
+	Datum		v[1];
+	bool		isnull;
+	Datum		results;
+
+	pq_require_arg(fcinfo, 0, "job_id");
+	job_id = PG_GETARG_INT64(0);
+
+	pq_connect();
+	(void) pq_job_status(job_id);
+	v[0] = Int64GetDatum(job_id);
+	pq_exec(&stmt_parent_results, v, NULL, 1);
+	results = SPI_datumTransfer(pq_get_attr(0, 1, &isnull), false, -1);
+	pq_finish();
+
+	PG_RETURN_DATUM(results);
+}

@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * lifecycle.h
+ *	  Ending, retrying, cancelling and recovering jobs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PROCQ_LIFECYCLE_H
+#define PROCQ_LIFECYCLE_H
+
+#include "postgres.h"
+
+extern void pq_worker_finish(int64 job_id, const char *status, Datum result,
+							 bool result_null, const char *error);
+extern void pq_fail_for_good(int64 job_id, const char *error);
+extern int	pq_recover_job(int64 job_id, const char *error, const char *worker);
+extern int	pq_recover_stalled_jobs(void);
+
+#endif							/* PROCQ_LIFECYCLE_H */

@@ -1,0 +1,287 @@
+/*-------------------------------------------------------------------------
+ *
+ * run_shell.c
+ *	  The worker side of shell jobs.  A shell job is fetched and committed
+ *	  as doing first, its program runs outside any transaction (shell.c),
+ *	  and the outcome is recorded in a second transaction.  A shell job
+ *	  whose worker died is put back by the workers (orphans.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/pmsignal.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "fetch.h"
+#include "guc.h"
+#include "lifecycle.h"
+#include "run_shell.h"
+#include "shell.h"
+#include "shmem.h"
+#include "worker_xact.h"
+
+/* How long a shell job's process group gets between SIGTERM and SIGKILL. */
+#define PQ_SHELL_KILL_GRACE_MS 5000
+
+/*
+ * The lease of a shell job: longer than any timeout, since the workers
+ * recover the jobs of a dead worker themselves (orphans.c).
+ */
+#define PQ_SHELL_LEASE_SECONDS (10 * 365 * 86400)
+
+/* How a shell job ended, for procq.finish_job. */
+typedef struct ShellOutcome
+{
+	const char *status;
+	char	   *error;
+} ShellOutcome;
+
+/*
+ * shell_should_stop tells pq_shell_run to kill the job's process group:
+ * the server is shutting the worker down, the postmaster died, or
+ * cancel_job asked to abort the job.
+ */
+static bool
+shell_should_stop(void *arg)
+{
+	int64		job_id = *(int64 *) arg;
+
+	return ProcDiePending || !PostmasterIsAlive() || pq_slot_abort_requested(job_id);
+}
+
+/*
+ * jsonb_string makes a jsonb string of len bytes of text.
+ */
+static Datum
+jsonb_string(char *text, int len)
+{
+	JsonbValue	jbv;
+
+	jbv.type = jbvString;
+	jbv.val.string.val = text;
+	jbv.val.string.len = len;
+	return JsonbPGetDatum(JsonbValueToJsonb(&jbv));
+}
+
+/*
+ * json_to_jsonb converts JSON text to jsonb, in a subtransaction: valid
+ * JSON that jsonb still refuses ("\u0000", a number out of range) must not
+ * cost the worker its life.  Returns false (and nothing) then.
+ */
+static bool
+json_to_jsonb(char *json, Datum *result)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		*result = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
+/*
+ * valid_text makes len bytes of a program's output fit for a text column:
+ * NUL bytes and bytes that are not valid in the database encoding (for
+ * instance a character cut in two at the start of stderr's tail) become
+ * '?'.
+ */
+static char *
+valid_text(const char *bytes, size_t len)
+{
+	char	   *text = palloc(len + 1);
+	int			encoding = GetDatabaseEncoding();
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		int			clen = pg_encoding_mblen(encoding, bytes + i);
+
+		if (bytes[i] != '\0' && i + clen <= len &&
+			pg_encoding_verifymbchar(encoding, bytes + i, clen) == clen)
+		{
+			memcpy(text + i, bytes + i, clen);
+			i += clen;
+		}
+		else
+			text[i++] = '?';
+	}
+	text[len] = '\0';
+	return text;
+}
+
+/*
+ * shell_result makes the jobs.result of a shell job from its stdout: the
+ * JSON it printed, or else its text as a JSON string (without one trailing
+ * newline); NULL when it printed nothing.
+ */
+static bool
+shell_result(PQShellResult *res, Datum *result)
+{
+	JsonLexContext *lex;
+	size_t		len = res->out_len;
+
+	if (len == 0)
+		return false;
+	if (memchr(res->out, '\0', len) == NULL &&
+		pg_verify_mbstr(GetDatabaseEncoding(), res->out, len, true))
+	{
+		lex = makeJsonLexContextCstringLen(res->out, len, GetDatabaseEncoding(), false);
+		if (!res->stdout_truncated && pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS &&
+			json_to_jsonb(res->out, result))
+			return true;
+		if (res->out[len - 1] == '\n')
+			len--;
+		*result = jsonb_string(res->out, len);
+		return true;
+	}
+	*result = jsonb_string("(binary output)", strlen("(binary output)"));
+	return true;
+}
+
+/*
+ * shell_outcome decides how a shell job ended: cancelled when it was
+ * aborted, failed when it could not start, timed out, was killed or exited
+ * non-zero (with the tail of its stderr), else succeeded (saying so when
+ * its stdout was cut).
+ */
+static ShellOutcome
+shell_outcome(PQFetchedJob *job, PQShellResult *res)
+{
+	ShellOutcome out = {"succeeded", NULL};
+
+	if (res->aborted && pq_slot_abort_requested(job->id))
+	{
+		out.status = "cancelled";
+		out.error = "aborted by procq.cancel_job";
+	}
+	else if (res->start_error[0] != '\0')
+	{
+		out.status = "failed";
+		out.error = pstrdup(res->start_error);
+	}
+	else if (res->timed_out || res->exit_code != 0)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		if (res->timed_out)
+			appendStringInfo(&buf, "timed out after %lld ms", (long long) job->timeout_ms);
+		else if (res->term_signal != 0)
+			appendStringInfo(&buf, "killed by signal %d", res->term_signal);
+		else
+			appendStringInfo(&buf, "exit status %d", res->exit_code);
+		if (res->err_len > 0)
+			appendStringInfo(&buf, "\nstderr:\n%s", valid_text(res->err_tail, res->err_len));
+		out.status = "failed";
+		out.error = buf.data;
+	}
+	else if (res->stdout_truncated)
+		out.error = psprintf("stdout was cut at %d kB (procq.shell_output_limit)",
+							 pq_shell_output_limit);
+	return out;
+}
+
+/*
+ * run_program runs a shell job's program with its environment (job id,
+ * task, args) and its args on stdin, with the handler's timeout and
+ * procq.shell_output_limit, and fills *res.
+ */
+static void
+run_program(PQFetchedJob *job, PQShellResult *res)
+{
+	char	  **argv;
+	char		errbuf[256];
+	char	   *env[4];
+	char	   *args_text;
+
+	args_text = JsonbToCString(NULL, &DatumGetJsonbP(job->args)->root,
+							   VARSIZE(DatumGetPointer(job->args)));
+	env[0] = psprintf("PROCQ_JOB_ID=%lld", (long long) job->id);
+	env[1] = psprintf("PROCQ_TASK=%s", job->task);
+	env[2] = psprintf("PROCQ_ARGS=%s", args_text);
+	env[3] = NULL;
+
+	argv = pq_shell_split(job->command, errbuf, sizeof(errbuf));
+	if (argv == NULL)
+	{
+		memset(res, 0, sizeof(*res));
+		res->exit_code = -1;
+		snprintf(res->start_error, sizeof(res->start_error), "invalid command: %s", errbuf);
+		return;
+	}
+	pq_shell_run(argv, env, args_text, strlen(args_text),
+				 (int) Min(job->timeout_ms, INT_MAX), PQ_SHELL_KILL_GRACE_MS,
+				 (size_t) pq_shell_output_limit * 1024,
+				 shell_should_stop, &job->id, res);
+	free(argv);
+}
+
+/*
+ * pq_run_shell_job fetches one shell job and commits it as doing, runs its
+ * program outside any transaction, and records the outcome.  Returns
+ * whether there was one.
+ */
+bool
+pq_run_shell_job(MemoryContext jobcxt)
+{
+	PQFetchedJob job;
+	PQShellResult res;
+	ShellOutcome outcome;
+	Datum		result = (Datum) 0;
+	bool		has_result = false;
+	MemoryContext old;
+
+	pq_begin_work("fetching a shell job");
+	if (!pq_fetch_handled_job("shell", pq_my_name, PQ_SHELL_LEASE_SECONDS, &job, jobcxt))
+	{
+		pq_end_work();
+		return false;
+	}
+	pq_end_work();
+
+	/* Everything until the next transaction lives in jobcxt. */
+	MemoryContextSwitchTo(jobcxt);
+	pq_slot_set_state(PQ_WORKER_SHELL, job.id, job.task);
+	run_program(&job, &res);
+
+	/* Shutting down: the next worker in this slot recovers the job. */
+	CHECK_FOR_INTERRUPTS();
+	outcome = shell_outcome(&job, &res);
+
+	pq_begin_work("finishing a shell job");
+	old = MemoryContextSwitchTo(jobcxt);
+	if (strcmp(outcome.status, "succeeded") == 0)
+		has_result = shell_result(&res, &result);
+	pq_shell_result_free(&res);
+	MemoryContextSwitchTo(old);
+	pq_worker_finish(job.id, outcome.status, result, !has_result, outcome.error);
+	pq_end_work();
+	pq_slot_job_done();
+	return true;
+}
