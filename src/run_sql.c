@@ -141,9 +141,9 @@ first_value_as_jsonb(MemoryContext jobcxt, bool *isnull)
  * batch again and again.
  */
 static void
-run_handler(PQFetchedJob *job, MemoryContext jobcxt, int save_sec_context)
+run_handler(PQFetchedJob *job, MemoryContext jobcxt, Oid save_userid,
+			int save_sec_context)
 {
-	Oid			save_userid = GetUserId();
 	int			gucnest = NewGUCNestLevel();
 	Oid			argtypes[2] = {JSONBOID, INT8OID};
 	Datum		values[2] = {job->args, Int64GetDatum(job->id)};
@@ -210,7 +210,7 @@ run_sql_job(PQFetchedJob *job, MemoryContext jobcxt)
 
 	PG_TRY();
 	{
-		run_handler(job, jobcxt, save_sec_context);
+		run_handler(job, jobcxt, save_userid, save_sec_context);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
