@@ -12,7 +12,7 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 EXTENSION  = procq
 MODULE_big = procq
 OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA       = sql/procq--1.0.sql
+DATA       = $(wildcard sql/procq--*.sql)
 PGFILEDESC = "procq - dependency-aware job queue"
 
 # pg_regress: test/sql/<name>.sql is run and compared with test/expected/<name>.out.

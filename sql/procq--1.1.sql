@@ -1,0 +1,361 @@
+-- procq 1.1: a dependency-aware job queue inside PostgreSQL.
+--
+-- The full install script of version 1.1; an installed 1.0 reaches the same
+-- catalog with ALTER EXTENSION procq UPDATE (procq--1.0--1.1.sql).  Objects
+-- new in 1.1 are appended at the end of each section, in the same order as
+-- in the update script, so that both give the same catalog.
+--
+-- Objects are schema-qualified, functions pin their search_path, and nothing
+-- is granted to PUBLIC: a DBA grants what application roles need (README,
+-- "Privileges").  The API functions run as the caller; their internal
+-- statements run as the extension owner (see pq_exec in src/spi_exec.c).
+
+\echo Use "CREATE EXTENSION procq" to load this file. \quit
+
+CREATE TYPE procq.job_status AS ENUM ('todo', 'doing', 'succeeded', 'failed', 'cancelled');
+COMMENT ON TYPE procq.job_status IS
+    'todo: waiting or ready; doing: fetched by a worker; succeeded, failed, cancelled: final';
+
+CREATE TABLE procq.jobs (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue            text NOT NULL DEFAULT 'default',
+    task             text NOT NULL,
+    args             jsonb NOT NULL DEFAULT '{}',
+    status           procq.job_status NOT NULL DEFAULT 'todo',
+    priority         integer NOT NULL DEFAULT 0,
+    scheduled_at     timestamptz,
+    attempts         integer NOT NULL DEFAULT 0,
+    max_attempts     integer NOT NULL DEFAULT 1,
+    lock             text,
+    queueing_lock    text,
+    result           jsonb,
+    error            text,
+    created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    worker           text,
+    -- The role that deferred the job: a background worker runs its SQL
+    -- handler with this role's privileges.
+    deferred_by      regrole NOT NULL DEFAULT pg_catalog.quote_ident(current_user)::regrole,
+    -- Bookkeeping kept exact by procq's C code; a job is ready to fetch when
+    -- it is todo, pending_parents = 0, not lock_blocked and not delayed.
+    pending_parents  integer NOT NULL DEFAULT 0,
+    lock_blocked     boolean NOT NULL DEFAULT false,
+    delayed          boolean NOT NULL DEFAULT false,
+    lease_expires_at timestamptz,
+    cancelled_by     bigint,
+
+    CONSTRAINT jobs_task_not_empty CHECK (task <> ''),
+    CONSTRAINT jobs_queue_not_empty CHECK (queue <> ''),
+    CONSTRAINT jobs_max_attempts_positive CHECK (max_attempts >= 1),
+    CONSTRAINT jobs_attempts_in_range CHECK (attempts BETWEEN 0 AND max_attempts),
+    CONSTRAINT jobs_todo_has_attempts_left CHECK (status <> 'todo' OR attempts < max_attempts),
+    CONSTRAINT jobs_pending_parents_not_negative CHECK (pending_parents >= 0),
+    CONSTRAINT jobs_doing_is_runnable CHECK (
+        status <> 'doing'
+        OR (pending_parents = 0 AND NOT lock_blocked AND attempts >= 1
+            AND started_at IS NOT NULL AND lease_expires_at IS NOT NULL)),
+    CONSTRAINT jobs_finished_iff_final CHECK (
+        (status IN ('succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
+    CONSTRAINT jobs_result_only_on_success CHECK (result IS NULL OR status = 'succeeded'),
+    CONSTRAINT jobs_delayed_needs_schedule CHECK (
+        NOT delayed OR (status = 'todo' AND scheduled_at IS NOT NULL)),
+    CONSTRAINT jobs_lock_blocked_needs_lock CHECK (
+        NOT lock_blocked OR (status = 'todo' AND lock IS NOT NULL)),
+    CONSTRAINT jobs_lease_only_when_doing CHECK (lease_expires_at IS NULL OR status = 'doing'),
+    CONSTRAINT jobs_cancelled_by_only_when_cancelled CHECK (
+        cancelled_by IS NULL OR status = 'cancelled')
+);
+
+COMMENT ON TABLE procq.jobs IS 'procq jobs; create them with procq.defer or procq.defer_workflow';
+COMMENT ON COLUMN procq.jobs.priority IS 'higher runs first; ties run in id order';
+COMMENT ON COLUMN procq.jobs.lock IS 'at most one doing job per lock value; jobs sharing a lock start in id order';
+COMMENT ON COLUMN procq.jobs.queueing_lock IS 'at most one todo job per value';
+COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) that have not succeeded';
+COMMENT ON COLUMN procq.jobs.lock_blocked IS 'an earlier job with the same lock is todo, or one is doing';
+COMMENT ON COLUMN procq.jobs.delayed IS 'scheduled_at was in the future when last checked; fetch_job clears it when due';
+COMMENT ON COLUMN procq.jobs.lease_expires_at IS 'a doing job whose lease ran out is put back by procq.recover_stalled';
+COMMENT ON COLUMN procq.jobs.cancelled_by IS 'the parent whose failure cancelled this job; retrying that parent requeues it';
+
+CREATE TABLE procq.job_dependencies (
+    job_id     bigint NOT NULL REFERENCES procq.jobs (id) ON DELETE CASCADE,
+    depends_on bigint NOT NULL REFERENCES procq.jobs (id) ON DELETE CASCADE,
+    PRIMARY KEY (job_id, depends_on),
+    -- Parents always exist before their children, so a parent's id is lower:
+    -- this makes every dependency graph acyclic by construction.
+    CONSTRAINT job_dependencies_parent_first CHECK (depends_on < job_id)
+);
+COMMENT ON TABLE procq.job_dependencies IS 'job_id runs only after depends_on has succeeded';
+
+CREATE INDEX job_dependencies_depends_on_idx ON procq.job_dependencies (depends_on, job_id);
+
+-- Ready jobs, in fetch order, for all queues and per queue.  Jobs waiting on
+-- parents, on a busy lock or for their scheduled time are not in these
+-- indexes, so fetch cost does not grow with them.
+CREATE INDEX jobs_ready_idx ON procq.jobs (priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+CREATE INDEX jobs_ready_queue_idx ON procq.jobs (queue, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+-- ... and per task, for the background workers, which only take the tasks
+-- they have handlers for.
+CREATE INDEX jobs_ready_task_idx ON procq.jobs (task, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+-- Jobs scheduled for later, by time, so that fetch finds the due ones.
+CREATE INDEX jobs_delayed_idx ON procq.jobs (scheduled_at)
+    WHERE status = 'todo' AND delayed;
+-- Lock queues: all live jobs per lock in id order, and the head of each.
+CREATE INDEX jobs_lock_idx ON procq.jobs (lock, id)
+    WHERE status IN ('todo', 'doing') AND lock IS NOT NULL;
+CREATE INDEX jobs_lock_head_idx ON procq.jobs (lock)
+    WHERE status IN ('todo', 'doing') AND lock IS NOT NULL AND NOT lock_blocked;
+-- The bookkeeping keeps this true; the index makes it a hard guarantee.
+CREATE UNIQUE INDEX jobs_one_doing_per_lock_idx ON procq.jobs (lock)
+    WHERE status = 'doing' AND lock IS NOT NULL;
+CREATE UNIQUE INDEX jobs_queueing_lock_idx ON procq.jobs (queueing_lock)
+    WHERE status = 'todo' AND queueing_lock IS NOT NULL;
+CREATE INDEX jobs_lease_idx ON procq.jobs (lease_expires_at)
+    WHERE status = 'doing';
+
+-- Handlers: what the background workers run for a task (src/handlers.c).
+CREATE TABLE procq.handlers (
+    task          text PRIMARY KEY,
+    kind          text NOT NULL,
+    command       text NOT NULL,
+    timeout       interval,
+    registered_by regrole NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CONSTRAINT handlers_kind CHECK (kind IN ('sql', 'shell')),
+    CONSTRAINT handlers_command_not_empty CHECK (command <> ''),
+    CONSTRAINT handlers_timeout_positive CHECK (timeout > interval '0')
+);
+COMMENT ON TABLE procq.handlers IS
+    'background workers run jobs of these tasks; register with procq.register_handler';
+COMMENT ON COLUMN procq.handlers.command IS
+    'sql: one statement, $1 = args (jsonb), $2 = job id; shell: a program and its arguments';
+
+-- Jobs are user data: pg_dump dumps them although the tables belong to the
+-- extension.
+SELECT pg_catalog.pg_extension_config_dump('procq.jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('procq.handlers', '');
+SELECT pg_catalog.pg_extension_config_dump('procq.job_dependencies', '');
+SELECT pg_catalog.pg_extension_config_dump('procq.jobs_id_seq', '');
+
+------------------------------------------------------------------------------
+-- SQL API (C: src/defer.c, src/workflow.c, src/fetch.c, src/lifecycle.c)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION procq.defer(
+    task text,
+    args jsonb DEFAULT '{}',
+    queue text DEFAULT 'default',
+    priority integer DEFAULT 0,
+    scheduled_at timestamptz DEFAULT NULL,
+    depends_on bigint[] DEFAULT NULL,
+    max_attempts integer DEFAULT 1,
+    lock text DEFAULT NULL,
+    queueing_lock text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer';
+COMMENT ON FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text) IS
+    'insert a job and its dependencies atomically; returns the job id';
+
+CREATE FUNCTION procq.defer_workflow(steps jsonb)
+RETURNS TABLE (key text, job_id bigint)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer_workflow';
+COMMENT ON FUNCTION procq.defer_workflow(jsonb) IS
+    'insert a DAG of jobs in one call; steps name their parents by key or job id';
+
+CREATE FUNCTION procq.fetch_job(queues text[] DEFAULT NULL, worker text DEFAULT NULL)
+RETURNS SETOF procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_fetch_job';
+COMMENT ON FUNCTION procq.fetch_job(text[], text) IS
+    'take the best ready job (zero or one row) and mark it doing';
+
+CREATE FUNCTION procq.finish_job(
+    job_id bigint,
+    status procq.job_status,
+    result jsonb DEFAULT NULL,
+    error text DEFAULT NULL)
+RETURNS procq.job_status
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_finish_job';
+COMMENT ON FUNCTION procq.finish_job(bigint, procq.job_status, jsonb, text) IS
+    'end a doing job as succeeded, failed (retried while attempts are left) or cancelled';
+
+CREATE FUNCTION procq.retry_job(job_id bigint, scheduled_at timestamptz DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_retry_job';
+COMMENT ON FUNCTION procq.retry_job(bigint, timestamptz) IS
+    'put a failed or cancelled job, and the descendants cancelled because of it, back to todo';
+
+CREATE FUNCTION procq.cancel_job(job_id bigint, abort boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_cancel_job';
+COMMENT ON FUNCTION procq.cancel_job(bigint, boolean) IS
+    'cancel a todo job (with abort, also stop a doing one) and its waiting descendants';
+
+CREATE FUNCTION procq.heartbeat(job_id bigint)
+RETURNS timestamptz
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_heartbeat';
+COMMENT ON FUNCTION procq.heartbeat(bigint) IS
+    'extend a doing job''s lease by procq.lease_duration; returns the new expiry';
+
+CREATE FUNCTION procq.recover_stalled()
+RETURNS integer
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_recover_stalled';
+COMMENT ON FUNCTION procq.recover_stalled() IS
+    'put doing jobs whose lease ran out back to todo (or failed); returns how many';
+
+CREATE FUNCTION procq.parent_results(job_id bigint)
+RETURNS jsonb
+LANGUAGE C STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_parent_results';
+COMMENT ON FUNCTION procq.parent_results(bigint) IS
+    'the results of the job''s parents, keyed by parent id';
+
+------------------------------------------------------------------------------
+-- Background workers (C: src/handlers.c, src/shmem.c)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION procq.register_handler(
+    task text,
+    kind text,
+    command text,
+    timeout interval DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_register_handler';
+COMMENT ON FUNCTION procq.register_handler(text, text, text, interval) IS
+    'let the background workers run jobs of task with a sql or shell handler';
+
+CREATE FUNCTION procq.unregister_handler(task text)
+RETURNS boolean
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_unregister_handler';
+COMMENT ON FUNCTION procq.unregister_handler(text) IS
+    'stop running jobs of task in the background workers; false if it had no handler';
+
+CREATE FUNCTION procq.worker_status(
+    OUT pid integer,
+    OUT worker text,
+    OUT state text,
+    OUT job_id bigint,
+    OUT task text,
+    OUT job_started_at timestamptz,
+    OUT jobs_done bigint,
+    OUT started_at timestamptz)
+RETURNS SETOF record
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_worker_status';
+
+CREATE VIEW procq.worker_status AS
+    SELECT * FROM procq.worker_status();
+COMMENT ON VIEW procq.worker_status IS
+    'the background workers (shared_preload_libraries = procq): what each is doing';
+
+------------------------------------------------------------------------------
+-- Bookkeeping triggers (C: src/triggers.c, src/cascade.c, src/locks.c)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION procq.jobs_status_changed()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_jobs_status_changed';
+
+CREATE FUNCTION procq.jobs_status_normalize()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_jobs_status_normalize';
+
+CREATE FUNCTION procq.jobs_deleted()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_jobs_deleted';
+
+CREATE FUNCTION procq.dependency_deleted()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_dependency_deleted';
+
+-- A DBA may change a status with a plain UPDATE (SET status = 'cancelled');
+-- this fills in what the new status implies for the other columns
+-- (finished_at, bookkeeping flags) so that the row stays valid.
+CREATE TRIGGER jobs_status_normalize
+    BEFORE UPDATE OF status ON procq.jobs
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status <> 'doing')
+    EXECUTE FUNCTION procq.jobs_status_normalize();
+
+-- Any change of status (through the API or a DBA's UPDATE) releases,
+-- cancels or requeues dependents and moves lock queues along.  Taking a job
+-- (todo -> doing) needs none of that.
+CREATE TRIGGER jobs_status_changed
+    AFTER UPDATE OF status ON procq.jobs
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status <> 'doing')
+    EXECUTE FUNCTION procq.jobs_status_changed();
+
+-- A deleted live job with a lock hands the lock on.
+CREATE TRIGGER jobs_deleted
+    AFTER DELETE ON procq.jobs
+    FOR EACH ROW
+    WHEN (OLD.lock IS NOT NULL AND OLD.status IN ('todo', 'doing'))
+    EXECUTE FUNCTION procq.jobs_deleted();
+
+-- A dependency row that disappears (its parent or child was deleted, or a
+-- DBA removed it) is accounted for; a parent deleted before it succeeded
+-- cancels its dependents.
+CREATE TRIGGER dependency_deleted
+    AFTER DELETE ON procq.job_dependencies
+    FOR EACH ROW
+    EXECUTE FUNCTION procq.dependency_deleted();
+
+------------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC; see README for the grants to give.
+------------------------------------------------------------------------------
+
+REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies, procq.handlers,
+    procq.worker_status FROM PUBLIC;
+REVOKE ALL ON SEQUENCE procq.jobs_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+    procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
+    procq.defer_workflow(jsonb),
+    procq.fetch_job(text[], text),
+    procq.finish_job(bigint, procq.job_status, jsonb, text),
+    procq.retry_job(bigint, timestamptz),
+    procq.cancel_job(bigint, boolean),
+    procq.register_handler(text, text, text, interval),
+    procq.unregister_handler(text),
+    procq.worker_status(),
+    procq.heartbeat(bigint),
+    procq.recover_stalled(),
+    procq.parent_results(bigint),
+    procq.jobs_status_changed(),
+    procq.jobs_status_normalize(),
+    procq.jobs_deleted(),
+    procq.dependency_deleted()
+FROM PUBLIC;
+REVOKE ALL ON SCHEMA procq FROM PUBLIC;
