@@ -8,6 +8,7 @@
 # procq to be built and installed (make test).
 #
 #   scripts/run-tests.sh [TAP-TEST...]   only the given test/t/*.pl files
+#   PQ_NO_TAP=1 scripts/run-tests.sh     everything but the TAP tests
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/cluster.sh
@@ -159,5 +160,5 @@ if grep -E 'PANIC|terminated by signal' "$PQ_CLUSTER_LOG"; then
 fi
 pq_cluster_stop
 
-run_tap_tests test/t/*.pl
+[[ -n ${PQ_NO_TAP:-} ]] || run_tap_tests test/t/*.pl
 summary
