@@ -169,12 +169,15 @@ AS 'MODULE_PATHNAME', 'procq_defer_workflow';
 COMMENT ON FUNCTION procq.defer_workflow(jsonb) IS
     'insert a DAG of jobs in one call; steps name their parents by key or job id';
 
-CREATE FUNCTION procq.fetch_job(queues text[] DEFAULT NULL, worker text DEFAULT NULL)
+CREATE FUNCTION procq.fetch_job(
+    queues text[] DEFAULT NULL,
+    worker text DEFAULT NULL,
+    tasks text[] DEFAULT NULL)
 RETURNS SETOF procq.jobs
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_fetch_job';
-COMMENT ON FUNCTION procq.fetch_job(text[], text) IS
+COMMENT ON FUNCTION procq.fetch_job(text[], text, text[]) IS
     'take the best ready job (zero or one row) and mark it doing';
 
 CREATE FUNCTION procq.finish_job(
@@ -228,6 +231,47 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_parent_results';
 COMMENT ON FUNCTION procq.parent_results(bigint) IS
     'the results of the job''s parents, keyed by parent id';
+
+-- issue 7, batch: the batch API (C: src/fetch.c, src/finish.c, src/defer.c)
+CREATE FUNCTION procq.fetch_jobs(
+    n integer,
+    queues text[] DEFAULT NULL,
+    worker text DEFAULT NULL,
+    tasks text[] DEFAULT NULL)
+RETURNS SETOF procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_fetch_jobs';
+COMMENT ON FUNCTION procq.fetch_jobs(integer, text[], text, text[]) IS
+    'take up to n ready jobs in one statement, in fetch order, and mark them doing';
+
+CREATE FUNCTION procq.finish_jobs(
+    job_ids bigint[],
+    status procq.job_status,
+    results jsonb[] DEFAULT NULL,
+    errors text[] DEFAULT NULL)
+RETURNS TABLE (job_id bigint, status procq.job_status)
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_finish_jobs';
+COMMENT ON FUNCTION procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]) IS
+    'end doing jobs as finish_job does, all or none; returns the status each ended in';
+
+CREATE FUNCTION procq.defer_jobs(
+    task text,
+    args jsonb[],
+    queue text DEFAULT 'default',
+    priority integer DEFAULT 0,
+    scheduled_at timestamptz DEFAULT NULL,
+    depends_on bigint[] DEFAULT NULL,
+    max_attempts integer DEFAULT 1,
+    lock text DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer_jobs';
+COMMENT ON FUNCTION procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text) IS
+    'insert one job per element of args, all depending on depends_on; returns their ids in order';
 
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)
@@ -343,7 +387,7 @@ REVOKE ALL ON SEQUENCE procq.jobs_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
     procq.defer_workflow(jsonb),
-    procq.fetch_job(text[], text),
+    procq.fetch_job(text[], text, text[]),
     procq.finish_job(bigint, procq.job_status, jsonb, text),
     procq.retry_job(bigint, timestamptz),
     procq.cancel_job(bigint, boolean),
@@ -356,6 +400,9 @@ REVOKE ALL ON FUNCTION
     procq.jobs_status_changed(),
     procq.jobs_status_normalize(),
     procq.jobs_deleted(),
-    procq.dependency_deleted()
+    procq.dependency_deleted(),
+    procq.fetch_jobs(integer, text[], text, text[]),
+    procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]),
+    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text)
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

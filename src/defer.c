@@ -13,10 +13,15 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
 
 #include "args.h"
 #include "defer.h"
@@ -27,6 +32,7 @@
 #include "spi_exec.h"
 
 PG_FUNCTION_INFO_V1(procq_defer);
+PG_FUNCTION_INFO_V1(procq_defer_jobs);
 
 static PQStatement stmt_insert_job = PQ_STATEMENT(
 	"INSERT INTO procq.jobs (queue, task, args, status, priority,"
@@ -47,6 +53,59 @@ static PQStatement stmt_insert_deps = PQ_STATEMENT(
 	"INSERT INTO procq.job_dependencies (job_id, depends_on)"
 	" SELECT $1, p FROM unnest($2::bigint[]) AS p",
 	2, INT8OID, INT8ARRAYOID);
+
+/* ids for a batch, in ascending order */
+static PQStatement stmt_draw_ids = PQ_STATEMENT(
+	"SELECT nextval('procq.jobs_id_seq'::regclass) FROM generate_series(1, $1)",
+	1, INT4OID);
+
+/* of the lock values $1, those whose lock queue has a live job */
+static PQStatement stmt_busy_locks = PQ_STATEMENT(
+	"SELECT DISTINCT lock FROM procq.jobs WHERE lock = ANY ($1)"
+	" AND status IN ('todo', 'doing') ORDER BY lock",
+	1, TEXTARRAYOID);
+
+static PQStatement stmt_queueing_holders = PQ_STATEMENT(
+	"SELECT queueing_lock, id FROM procq.jobs"
+	" WHERE queueing_lock = ANY ($1) AND status = 'todo'"
+	" ORDER BY queueing_lock",
+	1, TEXTARRAYOID);
+
+/*
+ * The jobs of a batch, one array element each; a job with cancelled_by is
+ * inserted cancelled.  Returns the queues in which a job became ready.
+ */
+static PQStatement stmt_insert_batch = PQ_STATEMENT(
+	"WITH ins AS (INSERT INTO procq.jobs (id, queue, task, args, status,"
+	"  priority, scheduled_at, max_attempts, lock, queueing_lock,"
+	"  pending_parents, lock_blocked, delayed, cancelled_by, error,"
+	"  finished_at, deferred_by)"
+	" OVERRIDING SYSTEM VALUE"
+	" SELECT u.id, u.queue, u.task, u.args,"
+	"  CASE WHEN u.cancelled_by IS NULL THEN 'todo'"
+	"   ELSE 'cancelled' END::procq.job_status,"
+	"  u.priority, u.scheduled_at, u.max_attempts, u.lock, u.qlock,"
+	"  u.pending, u.blocked,"
+	"  u.cancelled_by IS NULL AND u.scheduled_at IS NOT NULL"
+	"   AND u.scheduled_at > statement_timestamp(),"
+	"  u.cancelled_by, u.error,"
+	"  CASE WHEN u.cancelled_by IS NULL THEN NULL ELSE clock_timestamp() END,"
+	"  $14"
+	" FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[],"
+	"  $5::int4[], $6::timestamptz[], $7::int4[], $8::text[], $9::text[],"
+	"  $10::int4[], $11::bool[], $12::bigint[], $13::text[])"
+	"  AS u(id, queue, task, args, priority, scheduled_at, max_attempts,"
+	"   lock, qlock, pending, blocked, cancelled_by, error)"
+	" RETURNING queue, " PQ_READY_COND " AS ready)"
+	" SELECT DISTINCT queue FROM ins WHERE ready",
+	14, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT4ARRAYOID,
+	TIMESTAMPTZARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT4ARRAYOID, BOOLARRAYOID, INT8ARRAYOID, TEXTARRAYOID, REGROLEOID);
+
+static PQStatement stmt_insert_batch_deps = PQ_STATEMENT(
+	"INSERT INTO procq.job_dependencies (job_id, depends_on)"
+	" SELECT c, p FROM unnest($1::bigint[], $2::bigint[]) AS e(c, p)",
+	2, INT8ARRAYOID, INT8ARRAYOID);
 
 /* What the parents of a job to insert say about it. */
 typedef struct ParentCheck
@@ -299,4 +358,515 @@ procq_defer(PG_FUNCTION_ARGS)
 	pq_finish();
 
 	PG_RETURN_INT64(job_id);
+}
+
+/* A parent that already exists, as pq_defer_batch found it. */
+typedef struct FoundParent
+{
+	int64		id;
+	char		state;			/* 's'ucceeded, 'f'ailed, 'c'ancelled, 'p'ending */
+} FoundParent;
+
+/* A lock value of a batch, and whether its queue has a live job by now. */
+typedef struct LockState
+{
+	char	   *value;
+	bool		busy;
+} LockState;
+
+/* A queueing lock of a batch, and the todo job holding it (0: none). */
+typedef struct QlockState
+{
+	char	   *value;
+	int64		holder;
+} QlockState;
+
+/*
+ * cmp_cstring_ptr orders C strings (through pointers) for qsort.
+ */
+static int
+cmp_cstring_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * cmp_int64_asc orders int64 values for qsort and bsearch.
+ */
+static int
+cmp_int64_asc(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * cmp_int_asc orders int values for qsort.
+ */
+static int
+cmp_int_asc(const void *a, const void *b)
+{
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * distinct_texts collects the distinct non-NULL values of n text fields
+ * (got from the batch by get), sorted, as C strings; returns how many.
+ */
+static int
+distinct_texts(PQBatchJob *jobs, int n, text *(*get) (PQBatchJob *), char ***out)
+{
+	char	  **vals = palloc(sizeof(char *) * Max(n, 1));
+	int			nvals = 0;
+	int			ndistinct = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		text	   *t = get(&jobs[i]);
+
+		if (t != NULL)
+			vals[nvals++] = text_to_cstring(t);
+	}
+	qsort(vals, nvals, sizeof(char *), cmp_cstring_ptr);
+	for (int i = 0; i < nvals; i++)
+		if (ndistinct == 0 || strcmp(vals[ndistinct - 1], vals[i]) != 0)
+			vals[ndistinct++] = vals[i];
+	*out = vals;
+	return ndistinct;
+}
+
+/* The lock and queueing lock of a batch job, for distinct_texts. */
+static text *
+lock_of(PQBatchJob *job)
+{
+	return job->spec->lock;
+}
+
+static text *
+qlock_of(PQBatchJob *job)
+{
+	return job->spec->queueing_lock;
+}
+
+/*
+ * cstring_array builds a text[] Datum of n C strings.
+ */
+static Datum
+cstring_array(char **vals, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(vals[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * find_parents locks the existing parents named by the batch FOR SHARE
+ * (in id order, see check_parents for why) and returns them, sorted by
+ * id, with their state; *nfound is how many exist.
+ */
+static FoundParent *
+find_parents(PQBatchJob *jobs, int n, int *nfound)
+{
+	int			total = 0;
+	int64	   *ids;
+	FoundParent *found;
+	int			nrows;
+
+	for (int i = 0; i < n; i++)
+		total += jobs[i].spec->nparents;
+	*nfound = 0;
+	if (total == 0)
+		return NULL;
+	ids = palloc(sizeof(int64) * total);
+	total = 0;
+	for (int i = 0; i < n; i++)
+	{
+		memcpy(ids + total, jobs[i].spec->parents, sizeof(int64) * jobs[i].spec->nparents);
+		total += jobs[i].spec->nparents;
+	}
+	pq_sort_unique_ids(ids, &total);
+
+	nrows = pq_lock_jobs_for_share(pq_int8_array(ids, total));
+	found = palloc(sizeof(FoundParent) * Max(nrows, 1));
+	for (int r = 0; r < nrows; r++)
+	{
+		bool		isnull;
+		char	   *st = pq_get_text(r, 2);
+
+		found[r].id = DatumGetInt64(pq_get_attr(r, 1, &isnull));
+		found[r].state = strcmp(st, "succeeded") == 0 ? 's'
+			: strcmp(st, "failed") == 0 ? 'f'
+			: strcmp(st, "cancelled") == 0 ? 'c' : 'p';
+	}
+	*nfound = nrows;
+	return found;
+}
+
+/*
+ * pq_defer_batch inserts the n validated jobs of jobs[] and their
+ * dependency rows, and sets each one's id (ascending in batch order).  A
+ * job's batch_parents must come before it.  While a job is being checked,
+ * *current is its index (else -1), for the caller's error context.  The
+ * caller has connected SPI.
+ */
+void
+pq_defer_batch(PQBatchJob *jobs, int n, int *current)
+{
+	char	  **locks;
+	int			nlocks = distinct_texts(jobs, n, lock_of, &locks);
+	char	  **qlocks;
+	int			nqlocks = distinct_texts(jobs, n, qlock_of, &qlocks);
+	LockState  *lockst = palloc(sizeof(LockState) * Max(nlocks, 1));
+	QlockState *qlockst = palloc(sizeof(QlockState) * Max(nqlocks, 1));
+	FoundParent *found;
+	int			nfound;
+	char	   *state = palloc(sizeof(char) * Max(n, 1));
+	int64	   *ids;
+	int			nedges = 0;
+	int			e = 0;
+	Datum		v[14];
+	char		nulls[14];
+	Datum	   *d[13];
+	bool	   *dn[13];
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int64	   *edge_child;
+	int64	   *edge_parent;
+	int			nqueues;
+	bool		isnull;
+
+	*current = -1;
+	if (n == 0)
+		return;
+
+	/* advisory locks before any row lock, in a fixed order */
+	for (int i = 0; i < nlocks; i++)
+	{
+		pq_lock_key(locks[i]);
+		lockst[i].value = locks[i];
+		lockst[i].busy = false;
+	}
+	found = find_parents(jobs, n, &nfound);
+	for (int i = 0; i < nqlocks; i++)
+	{
+		pq_lock_queueing_key(qlocks[i], false);
+		qlockst[i].value = qlocks[i];
+		qlockst[i].holder = 0;
+	}
+
+	/* which lock queues are busy, which queueing locks are held */
+	if (nlocks > 0)
+	{
+		int			nbusy;
+
+		v[0] = cstring_array(locks, nlocks);
+		nbusy = pq_exec(&stmt_busy_locks, v, NULL, 0);
+		for (int r = 0; r < nbusy; r++)
+		{
+			char	   *busy = pq_get_text(r, 1);
+			LockState  *ls = bsearch(&busy, lockst, nlocks, sizeof(LockState),
+									 cmp_cstring_ptr);
+
+			if (ls != NULL)
+				ls->busy = true;
+		}
+	}
+	if (nqlocks > 0)
+	{
+		int			nheld;
+
+		v[0] = cstring_array(qlocks, nqlocks);
+		nheld = pq_exec(&stmt_queueing_holders, v, NULL, 0);
+		for (int r = 0; r < nheld; r++)
+		{
+			char	   *held = pq_get_text(r, 1);
+			QlockState *qs = bsearch(&held, qlockst, nqlocks, sizeof(QlockState),
+									 cmp_cstring_ptr);
+
+			if (qs != NULL)
+				qs->holder = DatumGetInt64(pq_get_attr(r, 2, &isnull));
+		}
+	}
+
+	/* the ids, drawn in one statement */
+	v[0] = Int32GetDatum(n);
+	if (pq_exec(&stmt_draw_ids, v, NULL, 0) != n)
+		elog(ERROR, "procq: could not draw %d job ids", n);
+	ids = palloc(sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+		ids[i] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
+	qsort(ids, n, sizeof(int64), cmp_int64_asc);
+
+	for (int c = 0; c < 13; c++)
+	{
+		d[c] = palloc(sizeof(Datum) * n);
+		dn[c] = palloc0(sizeof(bool) * n);
+	}
+
+	/* each job's bookkeeping, in batch order */
+	for (int i = 0; i < n; i++)
+	{
+		PQBatchJob *job = &jobs[i];
+		PQJobSpec  *spec = job->spec;
+		int32		pending = 0;
+		int64		failed_parent = 0;
+		const char *failed_how = NULL;
+		bool		blocked = false;
+
+		*current = i;
+		job->id = ids[i];
+
+		for (int p = 0; p < spec->nparents; p++)
+		{
+			FoundParent *fp = bsearch(&spec->parents[p], found, nfound,
+									  sizeof(FoundParent), cmp_int64_asc);
+
+			if (fp == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+						 errmsg("job %lld named in depends_on does not exist",
+								(long long) spec->parents[p])));
+			if (fp->state == 's')
+				continue;
+			pending++;
+			if ((fp->state == 'f' || fp->state == 'c') &&
+				(failed_parent == 0 || fp->id < failed_parent))
+			{
+				failed_parent = fp->id;
+				failed_how = fp->state == 'f' ? "failed" : "was cancelled";
+			}
+		}
+		qsort(job->batch_parents, job->nbatch_parents, sizeof(int), cmp_int_asc);
+		for (int p = 0; p < job->nbatch_parents; p++)
+		{
+			int			b = job->batch_parents[p];
+
+			Assert(b < i);
+			if (p > 0 && job->batch_parents[p - 1] == b)
+				continue;
+			pending++;
+			nedges++;
+			if (state[b] == 'c' && (failed_parent == 0 || ids[b] < failed_parent))
+			{
+				failed_parent = ids[b];
+				failed_how = "was cancelled";
+			}
+		}
+		nedges += spec->nparents;
+		state[i] = failed_parent != 0 ? 'c' : 't';
+
+		if (state[i] == 't' && spec->lock != NULL)
+		{
+			char	   *lock = text_to_cstring(spec->lock);
+			LockState  *ls = bsearch(&lock, lockst, nlocks, sizeof(LockState),
+									 cmp_cstring_ptr);
+
+			blocked = ls->busy;
+			ls->busy = true;
+		}
+		if (state[i] == 't' && spec->queueing_lock != NULL)
+		{
+			char	   *qlock = text_to_cstring(spec->queueing_lock);
+			QlockState *qs = bsearch(&qlock, qlockst, nqlocks, sizeof(QlockState),
+									 cmp_cstring_ptr);
+
+			if (qs->holder != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION),
+						 errmsg("a todo job with queueing_lock \"%s\" already exists", qlock),
+						 errdetail("Job %lld holds that queueing_lock.", (long long) qs->holder),
+						 errhint("Only one job per queueing_lock may wait in todo; defer again once it has started.")));
+			qs->holder = ids[i];
+		}
+
+		d[0][i] = Int64GetDatum(ids[i]);
+		d[1][i] = PointerGetDatum(spec->queue);
+		d[2][i] = PointerGetDatum(spec->task);
+		d[3][i] = PointerGetDatum(spec->args);
+		d[4][i] = Int32GetDatum(spec->priority);
+		d[5][i] = TimestampTzGetDatum(spec->scheduled_at);
+		dn[5][i] = !spec->has_scheduled_at;
+		d[6][i] = Int32GetDatum(spec->max_attempts);
+		d[7][i] = PointerGetDatum(spec->lock);
+		dn[7][i] = spec->lock == NULL;
+		d[8][i] = PointerGetDatum(spec->queueing_lock);
+		dn[8][i] = spec->queueing_lock == NULL;
+		d[9][i] = Int32GetDatum(pending);
+		d[10][i] = BoolGetDatum(blocked);
+		d[11][i] = Int64GetDatum(failed_parent);
+		dn[11][i] = failed_parent == 0;
+		d[12][i] = failed_parent != 0
+			? CStringGetTextDatum(psprintf("parent job %lld %s",
+										   (long long) failed_parent, failed_how))
+			: (Datum) 0;
+		dn[12][i] = failed_parent == 0;
+	}
+	*current = -1;
+
+	/* one INSERT for the jobs */
+	{
+		static const Oid elemtypes[13] = {INT8OID, TEXTOID, TEXTOID, JSONBOID,
+			INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, INT4OID,
+		BOOLOID, INT8OID, TEXTOID};
+
+		for (int c = 0; c < 13; c++)
+		{
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+
+			get_typlenbyvalalign(elemtypes[c], &typlen, &typbyval, &typalign);
+			v[c] = PointerGetDatum(construct_md_array(d[c], dn[c], 1, dims, lbs,
+													  elemtypes[c], typlen,
+													  typbyval, typalign));
+		}
+	}
+	v[13] = ObjectIdGetDatum(GetUserId());
+	memset(nulls, ' ', sizeof(nulls));
+	nqueues = pq_exec(&stmt_insert_batch, v, nulls, 0);
+	{
+		char	  **queues = palloc(sizeof(char *) * Max(nqueues, 1));
+
+		for (int i = 0; i < nqueues; i++)
+			queues[i] = pq_get_text(i, 1);
+		for (int i = 0; i < nqueues; i++)
+			pq_notify_ready(queues[i]);
+	}
+
+	/* one INSERT for the dependency rows */
+	if (nedges == 0)
+		return;
+	edge_child = palloc(sizeof(int64) * nedges);
+	edge_parent = palloc(sizeof(int64) * nedges);
+	for (int i = 0; i < n; i++)
+	{
+		PQBatchJob *job = &jobs[i];
+
+		for (int p = 0; p < job->spec->nparents; p++)
+		{
+			edge_child[e] = ids[i];
+			edge_parent[e++] = job->spec->parents[p];
+		}
+		for (int p = 0; p < job->nbatch_parents; p++)
+		{
+			if (p > 0 && job->batch_parents[p - 1] == job->batch_parents[p])
+				continue;
+			edge_child[e] = ids[i];
+			edge_parent[e++] = ids[job->batch_parents[p]];
+		}
+	}
+	Assert(e == nedges);
+	v[0] = pq_int8_array(edge_child, nedges);
+	v[1] = pq_int8_array(edge_parent, nedges);
+	pq_exec(&stmt_insert_batch_deps, v, NULL, 0);
+}
+
+/*
+ * materialize_ids sets up the result of a function returning setof bigint
+ * as a tuplestore of one bigint column, and returns it.
+ */
+static Tuplestorestate *
+materialize_ids(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	TupleDesc	desc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("materialize mode required, but it is not allowed in this context")));
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	desc = CreateTemplateTupleDesc(1);
+	TupleDescInitEntry(desc, (AttrNumber) 1, "id", INT8OID, -1, 0);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setDesc = desc;
+	rsinfo->setResult = tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
+											  false, work_mem);
+	MemoryContextSwitchTo(old);
+	return rsinfo->setResult;
+}
+
+/*
+ * procq.defer_jobs(task, args jsonb[], queue, priority, scheduled_at,
+ *					depends_on, max_attempts, lock) returns setof bigint
+ *
+ * One job per element of args, all with the same settings and parents (a
+ * fan-out in one call), inserted in set-based statements; returns their
+ * ids, ascending in the order of args.  All or none.
+ */
+Datum
+procq_defer_jobs(PG_FUNCTION_ARGS)
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	PQJobSpec	spec = {0};
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			n;
+	PQJobSpec  *specs;
+	PQBatchJob *jobs;
+	int			current;
+
+	store = materialize_ids(fcinfo);
+	desc = ((ReturnSetInfo *) fcinfo->resultinfo)->setDesc;
+
+	pq_require_arg(fcinfo, 0, "task");
+	pq_require_arg(fcinfo, 1, "args");
+	pq_require_arg(fcinfo, 2, "queue");
+	pq_require_arg(fcinfo, 3, "priority");
+	pq_require_arg(fcinfo, 6, "max_attempts");
+
+	spec.task = PG_GETARG_TEXT_PP(0);
+	spec.queue = PG_GETARG_TEXT_PP(2);
+	spec.priority = PG_GETARG_INT32(3);
+	spec.has_scheduled_at = !PG_ARGISNULL(4);
+	spec.scheduled_at = spec.has_scheduled_at ? PG_GETARG_TIMESTAMPTZ(4) : 0;
+	spec.max_attempts = PG_GETARG_INT32(6);
+	spec.lock = PG_ARGISNULL(7) ? NULL : PG_GETARG_TEXT_PP(7);
+	if (!PG_ARGISNULL(5))
+		depends_on_arg(PG_GETARG_ARRAYTYPE_P(5), &spec);
+	pq_validate_spec(&spec);
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), JSONBOID, -1, false, TYPALIGN_INT,
+					  &elems, &elem_nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (elem_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("args must not contain NULL"),
+					 errdetail("Element %d of args is NULL.", i + 1),
+					 errhint("Use '{}' for a job without arguments.")));
+	if (n == 0)
+		return (Datum) 0;
+
+	specs = palloc(sizeof(PQJobSpec) * n);
+	jobs = palloc0(sizeof(PQBatchJob) * n);
+	for (int i = 0; i < n; i++)
+	{
+		specs[i] = spec;
+		specs[i].args = DatumGetJsonbP(elems[i]);
+		jobs[i].spec = &specs[i];
+	}
+
+	pq_connect();
+	pq_defer_batch(jobs, n, &current);
+	pq_finish();
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[1] = {Int64GetDatum(jobs[i].id)};
+		bool		nulls[1] = {false};
+
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -29,7 +29,21 @@ typedef struct PQJobSpec
 	text	   *queueing_lock;	/* NULL when none */
 } PQJobSpec;
 
+/*
+ * A job of a batch (pq_defer_batch): its spec (spec->parents are existing
+ * jobs), the earlier jobs of the same batch it depends on, by index, and
+ * the id it got.
+ */
+typedef struct PQBatchJob
+{
+	PQJobSpec  *spec;
+	int		   *batch_parents;	/* indexes of earlier jobs, any order */
+	int			nbatch_parents;
+	int64		id;				/* set by pq_defer_batch */
+} PQBatchJob;
+
 extern void pq_validate_spec(PQJobSpec *spec);
 extern int64 pq_defer_job(PQJobSpec *spec);
+extern void pq_defer_batch(PQBatchJob *jobs, int n, int *current);
 
 #endif							/* PROCQ_DEFER_H */

@@ -10,6 +10,14 @@
  * doing in the same statement.  Jobs scheduled for later are not in the
  * ready indexes: each fetch first makes up to ten due ones ready.
  *
+ * procq.fetch_jobs takes up to n jobs the same way, in one statement: it
+ * reads the first n entries of a ready index that nobody else has locked,
+ * locks them and makes them doing.  A filter on tasks reads the per-task
+ * ready index (one descent per task), so ready jobs of other tasks cost
+ * nothing; a filter on several queues (without tasks) reads each queue's
+ * ready index.  Ready jobs never share a lock value (only a lock queue's
+ * head is ready, see locks.c), so a batch holds at most one job per lock.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -21,6 +29,7 @@
 #include "utils/datum.h"
 #include "utils/tuplestore.h"
 
+#include "args.h"
 #include "fetch.h"
 #include "guc.h"
 #include "notify.h"
@@ -28,6 +37,7 @@
 #include "spi_exec.h"
 
 PG_FUNCTION_INFO_V1(procq_fetch_job);
+PG_FUNCTION_INFO_V1(procq_fetch_jobs);
 
 /* The UPDATE that takes the best ready job, completed by a queue filter. */
 #define FETCH_PREFIX \
@@ -39,14 +49,71 @@ PG_FUNCTION_INFO_V1(procq_fetch_job);
 #define FETCH_SUFFIX \
 	" ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING *"
 
+/* makes up to $1 due jobs ready */
 static PQStatement stmt_promote_due = PQ_STATEMENT(
 	"WITH due AS (SELECT id FROM procq.jobs"
 	"  WHERE status = 'todo' AND delayed"
 	"  AND scheduled_at <= statement_timestamp()"
-	"  ORDER BY scheduled_at LIMIT 10 FOR UPDATE SKIP LOCKED)"
+	"  ORDER BY scheduled_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
 	" UPDATE procq.jobs j SET delayed = false FROM due WHERE j.id = due.id"
 	" RETURNING j.queue, j.pending_parents = 0 AND NOT j.lock_blocked",
-	0, InvalidOid);
+	1, INT4OID);
+
+/*
+ * The batch fetch: cand (completed by one of the BATCH_CAND_* selects
+ * below) locks up to $3 ready jobs, skipping those others hold; they
+ * become doing by primary key, and come back in fetch order.  $1 is the
+ * worker, $2 the lease in seconds.
+ */
+#define BATCH_PREFIX "WITH cand AS MATERIALIZED ("
+#define BATCH_SUFFIX \
+	"), taken AS (UPDATE procq.jobs j SET status = 'doing'," \
+	" attempts = j.attempts + 1, started_at = clock_timestamp()," \
+	" finished_at = NULL, worker = coalesce($1, 'backend ' || pg_backend_pid())," \
+	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)" \
+	" WHERE j.id = ANY (ARRAY(SELECT c.id FROM cand c)) RETURNING j.*)" \
+	" SELECT * FROM taken ORDER BY priority DESC, id"
+#define BATCH_LOCK " ORDER BY priority DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED"
+
+/* any queue: the first $3 entries of the ready index */
+static PQStatement stmt_batch_any = PQ_STATEMENT(
+	BATCH_PREFIX "SELECT id FROM procq.jobs WHERE " PQ_READY_COND BATCH_LOCK
+	BATCH_SUFFIX,
+	3, TEXTOID, INT4OID, INT4OID);
+
+/* one queue $4: its ready index */
+static PQStatement stmt_batch_queue = PQ_STATEMENT(
+	BATCH_PREFIX "SELECT id FROM procq.jobs WHERE " PQ_READY_COND
+	" AND queue = $4" BATCH_LOCK BATCH_SUFFIX,
+	4, TEXTOID, INT4OID, INT4OID, TEXTOID);
+
+/* the queues of $4: up to $3 from each queue's ready index, the best $3 */
+static PQStatement stmt_batch_queues = PQ_STATEMENT(
+	BATCH_PREFIX "SELECT c.id FROM (SELECT DISTINCT qn"
+	"  FROM unnest($4::text[]) AS qn) q CROSS JOIN LATERAL"
+	" (SELECT id, priority FROM procq.jobs WHERE " PQ_READY_COND
+	"  AND queue = q.qn" BATCH_LOCK ") c"
+	" ORDER BY c.priority DESC, c.id LIMIT $3"
+	BATCH_SUFFIX,
+	4, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID);
+
+/* one task $5, in the queues of $4 (NULL: any): its ready index */
+static PQStatement stmt_batch_task = PQ_STATEMENT(
+	BATCH_PREFIX "SELECT id FROM procq.jobs WHERE " PQ_READY_COND
+	" AND task = $5 AND ($4::text[] IS NULL OR queue = ANY ($4))"
+	BATCH_LOCK BATCH_SUFFIX,
+	5, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTOID);
+
+/* the tasks of $5, in the queues of $4: up to $3 per task, the best $3 */
+static PQStatement stmt_batch_tasks = PQ_STATEMENT(
+	BATCH_PREFIX "SELECT c.id FROM (SELECT DISTINCT tn"
+	"  FROM unnest($5::text[]) AS tn) t CROSS JOIN LATERAL"
+	" (SELECT id, priority FROM procq.jobs WHERE " PQ_READY_COND
+	"  AND task = t.tn AND ($4::text[] IS NULL OR queue = ANY ($4))"
+	BATCH_LOCK ") c"
+	" ORDER BY c.priority DESC, c.id LIMIT $3"
+	BATCH_SUFFIX,
+	5, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID);
 
 static PQStatement stmt_fetch_any = PQ_STATEMENT(
 	FETCH_PREFIX FETCH_SUFFIX,
@@ -92,14 +159,15 @@ static PQStatement stmt_fetch_handled = PQ_STATEMENT(
 	3, TEXTOID, INT4OID, TEXTOID);
 
 /*
- * pq_promote_due makes up to ten jobs whose scheduled time has come
- * fetchable, so that the ready indexes never hold jobs of the future; with
- * notify, the queues of those that became ready are notified.
+ * promote_due_up_to makes up to limit jobs whose scheduled time has come
+ * fetchable; with notify, the queues of those that became ready are
+ * notified.
  */
-void
-pq_promote_due(bool notify)
+static void
+promote_due_up_to(int limit, bool notify)
 {
-	int			npromoted = pq_exec(&stmt_promote_due, NULL, NULL, 0);
+	Datum		v[1] = {Int32GetDatum(limit)};
+	int			npromoted = pq_exec(&stmt_promote_due, v, NULL, 0);
 	bool		isnull;
 
 	if (!notify)
@@ -107,6 +175,17 @@ pq_promote_due(bool notify)
 	for (int i = 0; i < npromoted; i++)
 		if (DatumGetBool(pq_get_attr(i, 2, &isnull)))
 			pq_notify_ready(pq_get_text(i, 1));
+}
+
+/*
+ * pq_promote_due makes up to ten jobs whose scheduled time has come
+ * fetchable, so that the ready indexes never hold jobs of the future; with
+ * notify, the queues of those that became ready are notified.
+ */
+void
+pq_promote_due(bool notify)
+{
+	promote_due_up_to(10, notify);
 }
 
 /*
@@ -134,11 +213,94 @@ fetch_from_queues(ArrayType *queues, Datum *v, const char *n)
 	return found;
 }
 
+/* A text[] filter argument: absent (NULL) or its elements. */
+typedef struct TextFilter
+{
+	ArrayType  *array;			/* NULL: no filter */
+	Datum	   *elems;
+	int			n;
+} TextFilter;
+
 /*
- * procq.fetch_job(queues text[], worker text) returns setof procq.jobs
+ * filter_arg reads the text[] argument argno, named name, into *f; an
+ * absent argument (NULL, or not passed to a 1.0 declaration) is no filter.
+ * NULL elements are an error.
+ */
+static void
+filter_arg(FunctionCallInfo fcinfo, int argno, const char *name, TextFilter *f)
+{
+	bool	   *nulls;
+
+	f->array = NULL;
+	f->elems = NULL;
+	f->n = -1;
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return;
+	f->array = PG_GETARG_ARRAYTYPE_P(argno);
+	deconstruct_array(f->array, TEXTOID, -1, false, TYPALIGN_INT,
+					  &f->elems, &nulls, &f->n);
+	for (int i = 0; i < f->n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL", name),
+					 errhint("Pass NULL instead of an array to fetch from every %s.",
+							 strcmp(name, "queues") == 0 ? "queue" : "task")));
+}
+
+/*
+ * fetch_batch takes up to n ready jobs of the given queues and tasks (a
+ * filter with n < 0 is none; neither is empty) for worker (NULL: "backend
+ * <pid>") and returns how many; the rows, in fetch order, are in
+ * SPI_tuptable.  With tasks, the per-task ready index is read; else the
+ * per-queue one or the global one.
+ */
+static int
+fetch_batch(int n, TextFilter *queues, TextFilter *tasks, Datum worker, bool worker_null)
+{
+	Datum		v[5];
+	char		nulls[5] = {worker_null ? 'n' : ' ', ' ', ' ', ' ', ' '};
+	PQStatement *stmt;
+
+	v[0] = worker;
+	v[1] = Int32GetDatum(pq_lease_duration);
+	v[2] = Int32GetDatum(n);
+	if (tasks->n >= 0)
+	{
+		v[3] = queues->array ? PointerGetDatum(queues->array) : (Datum) 0;
+		nulls[3] = queues->array ? ' ' : 'n';
+		if (tasks->n == 1)
+		{
+			v[4] = tasks->elems[0];
+			stmt = &stmt_batch_task;
+		}
+		else
+		{
+			v[4] = PointerGetDatum(tasks->array);
+			stmt = &stmt_batch_tasks;
+		}
+	}
+	else if (queues->n < 0)
+		stmt = &stmt_batch_any;
+	else if (queues->n == 1)
+	{
+		v[3] = queues->elems[0];
+		stmt = &stmt_batch_queue;
+	}
+	else
+	{
+		v[3] = PointerGetDatum(queues->array);
+		stmt = &stmt_batch_queues;
+	}
+	return pq_exec(stmt, v, nulls, 0);
+}
+
+/*
+ * procq.fetch_job(queues text[], worker text, tasks text[]) returns setof
+ * procq.jobs
  *
  * Returns zero or one job, now doing: the best ready job of the given
- * queues (NULL: of any queue).
+ * queues and tasks (NULL: of any).
  */
 Datum
 procq_fetch_job(PG_FUNCTION_ARGS)
@@ -146,9 +308,8 @@ procq_fetch_job(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		v[3];
 	char		n[3] = {' ', ' ', ' '};
-	int			nqueues = -1;
-	ArrayType  *queues = NULL;
-	Datum	   *elems = NULL;
+	TextFilter	queues;
+	TextFilter	tasks;
 	bool		found = false;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -157,40 +318,73 @@ procq_fetch_job(PG_FUNCTION_ARGS)
 	n[0] = PG_ARGISNULL(1) ? 'n' : ' ';
 	v[1] = Int32GetDatum(pq_lease_duration);
 
-	if (!PG_ARGISNULL(0))
-	{
-		bool	   *nulls;
+	filter_arg(fcinfo, 0, "queues", &queues);
+	filter_arg(fcinfo, 2, "tasks", &tasks);
 
-		queues = PG_GETARG_ARRAYTYPE_P(0);
-		deconstruct_array(queues, TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &nulls, &nqueues);
-		for (int i = 0; i < nqueues; i++)
-			if (nulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("queues must not contain NULL"),
-						 errhint("Pass NULL instead of an array to fetch from every queue.")));
-	}
-
-	/* An empty list of queues fetches nothing. */
-	if (nqueues == 0)
+	/* An empty list of queues or tasks fetches nothing. */
+	if (queues.n == 0 || tasks.n == 0)
 		return (Datum) 0;
 
 	pq_connect();
 	pq_promote_due(true);
 
-	if (queues == NULL)
+	if (tasks.n > 0)
+		found = fetch_batch(1, &queues, &tasks, v[0], n[0] == 'n') == 1;
+	else if (queues.n < 0)
 		found = pq_exec(&stmt_fetch_any, v, n, 1) == 1;
-	else if (nqueues == 1)
+	else if (queues.n == 1)
 	{
-		v[2] = elems[0];
+		v[2] = queues.elems[0];
 		found = pq_exec(&stmt_fetch_one_queue, v, n, 1) == 1;
 	}
 	else
-		found = fetch_from_queues(queues, v, n);
+		found = fetch_from_queues(queues.array, v, n);
 	if (found)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[0]);
 
+	pq_finish();
+	return (Datum) 0;
+}
+
+/*
+ * procq.fetch_jobs(n integer, queues text[], worker text, tasks text[])
+ * returns setof procq.jobs
+ *
+ * Takes up to n ready jobs of the given queues and tasks (NULL: of any)
+ * in one statement, under fetch_job's rules, and returns them in fetch
+ * order (highest priority, then lowest id).
+ */
+Datum
+procq_fetch_jobs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		n;
+	TextFilter	queues;
+	TextFilter	tasks;
+	int			ntaken;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	pq_require_arg(fcinfo, 0, "n");
+	n = PG_GETARG_INT32(0);
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("n must be at least 1"),
+				 errdetail("n was %d.", n)));
+	filter_arg(fcinfo, 1, "queues", &queues);
+	filter_arg(fcinfo, 3, "tasks", &tasks);
+	if (queues.n == 0 || tasks.n == 0)
+		return (Datum) 0;
+
+	pq_connect();
+	/* as many due jobs as n calls of fetch_job would promote, at most n */
+	promote_due_up_to(Max(n, 10), true);
+	ntaken = fetch_batch(n, &queues, &tasks,
+						 PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+						 PG_ARGISNULL(2));
+	for (int i = 0; i < ntaken; i++)
+		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
 	pq_finish();
 	return (Datum) 0;
 }

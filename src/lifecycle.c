@@ -139,12 +139,12 @@ lock_queue_of(int64 job_id)
 }
 
 /*
- * retry_delay_seconds is the backoff before the attempt that follows
+ * pq_retry_delay_seconds is the backoff before the attempt that follows
  * attempt number attempts: procq.retry_delay doubled per attempt made,
- * at most procq.retry_delay_max.
+ * at most procq.retry_delay_max.  (finish_jobs uses it too.)
  */
-static double
-retry_delay_seconds(int attempts)
+double
+pq_retry_delay_seconds(int attempts)
 {
 	double		delay = pq_retry_delay * pow(2.0, Max(attempts - 1, 0));
 
@@ -234,7 +234,7 @@ procq_finish_job(PG_FUNCTION_ARGS)
 		else
 		{
 			new_status = "todo";
-			delay = retry_delay_seconds(attempts);
+			delay = pq_retry_delay_seconds(attempts);
 		}
 	}
 

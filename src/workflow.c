@@ -4,10 +4,11 @@
  *	  procq.defer_workflow: a whole DAG of jobs in one call.
  *
  * The steps are parsed and checked completely (fields, keys, references,
- * cycles) before the first job is inserted; then the jobs are inserted in
- * a topological order, so that every parent exists, with a lower id,
- * before its children.  Any error raised on the way aborts the statement,
- * so a workflow is inserted whole or not at all.
+ * cycles) before the first job is inserted; then all jobs are inserted as
+ * one batch (pq_defer_batch: one INSERT for the jobs, one for the
+ * dependency rows), in a topological order, so that every parent gets a
+ * lower id than its children.  Any error raised on the way aborts the
+ * statement, so a workflow is inserted whole or not at all.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,6 +53,10 @@ typedef struct StepContext
 {
 	int			nth;			/* counts from 1; 0 when no step is */
 	const char *key;
+	/* while the steps are inserted: */
+	struct Step *steps;
+	int		   *order;			/* batch position -> step index */
+	int			current;		/* batch position being checked, or -1 */
 } StepContext;
 
 /*
@@ -64,7 +69,10 @@ step_context(void *arg)
 {
 	StepContext *ctx = (StepContext *) arg;
 
-	if (ctx->nth > 0)
+	if (ctx->order != NULL && ctx->current >= 0)
+		errcontext("workflow step %d (key \"%s\")", ctx->order[ctx->current] + 1,
+				   ctx->steps[ctx->order[ctx->current]].key);
+	else if (ctx->nth > 0)
 		errcontext("workflow step %d (key \"%s\")", ctx->nth, ctx->key);
 }
 
@@ -388,6 +396,8 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 	int			nsteps;
 	Step	   *steps;
 	int		   *order;
+	int		   *position;
+	PQBatchJob *batch;
 	StepContext ctx = {0};
 	ErrorContextCallback errcallback;
 
@@ -424,29 +434,37 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 	resolve_keys(steps, nsteps);
 	order = topological_order(steps, nsteps);
 
-	pq_connect();
+	/*
+	 * All steps in one batch, in topological order: each step's parents
+	 * among the steps come before it and get lower ids.
+	 */
+	batch = palloc0(sizeof(PQBatchJob) * Max(nsteps, 1));
+	position = palloc(sizeof(int) * Max(nsteps, 1));
+	for (int o = 0; o < nsteps; o++)
+		position[order[o]] = o;
 	for (int o = 0; o < nsteps; o++)
 	{
 		Step	   *step = &steps[order[o]];
-		int			n = 0;
 
-		ctx.nth = order[o] + 1;
-		ctx.key = step->key;
-
-		step->spec.parents = palloc(sizeof(int64) *
-									Max(step->nparent_keys + step->nparent_ids, 1));
-		for (int p = 0; p < step->nparent_keys; p++)
-			step->spec.parents[n++] = steps[step->parent_steps[p]].job_id;
-		for (int p = 0; p < step->nparent_ids; p++)
-			step->spec.parents[n++] = step->parent_ids[p];
-		step->spec.nparents = n;
+		step->spec.parents = step->parent_ids;
+		step->spec.nparents = step->nparent_ids;
 		pq_sort_unique_ids(step->spec.parents, &step->spec.nparents);
-
-		step->job_id = pq_defer_job(&step->spec);
+		batch[o].spec = &step->spec;
+		batch[o].batch_parents = palloc(sizeof(int) * Max(step->nparent_keys, 1));
+		batch[o].nbatch_parents = step->nparent_keys;
+		for (int p = 0; p < step->nparent_keys; p++)
+			batch[o].batch_parents[p] = position[step->parent_steps[p]];
 	}
-	ctx.nth = 0;
+
+	ctx.steps = steps;
+	ctx.order = order;
+	pq_connect();
+	pq_defer_batch(batch, nsteps, &ctx.current);
 	pq_finish();
+	ctx.order = NULL;
 	error_context_stack = errcallback.previous;
+	for (int o = 0; o < nsteps; o++)
+		steps[order[o]].job_id = batch[o].id;
 
 	for (int i = 0; i < nsteps; i++)
 	{
