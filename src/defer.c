@@ -510,6 +510,25 @@ find_parents(PQBatchJob *jobs, int n, int *nfound)
 }
 
 /*
+ * draw_ids draws n ids from the jobs' sequence, in one statement, into
+ * ids, ascending.
+ */
+static void
+draw_ids(int n, int64 *ids)
+{
+	Datum		v[1] = {Int32GetDatum(n)};
+	bool		isnull;
+
+	if (n == 0)
+		return;
+	if (pq_exec(&stmt_draw_ids, v, NULL, 0) != n)
+		elog(ERROR, "procq: could not draw %d job ids", n);
+	for (int i = 0; i < n; i++)
+		ids[i] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
+	qsort(ids, n, sizeof(int64), cmp_int64_asc);
+}
+
+/*
  * pq_defer_batch inserts the n validated jobs of jobs[] and their
  * dependency rows, and sets each one's id (ascending in batch order).  A
  * job's batch_parents must come before it.  While a job is being checked,
@@ -529,6 +548,7 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 	int			nfound;
 	char	   *state = palloc(sizeof(char) * Max(n, 1));
 	int64	   *ids;
+	int64	   *blame;
 	int			nedges = 0;
 	int			e = 0;
 	Datum		v[14];
@@ -595,33 +615,33 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 		}
 	}
 
-	/* the ids, drawn in one statement */
-	v[0] = Int32GetDatum(n);
-	if (pq_exec(&stmt_draw_ids, v, NULL, 0) != n)
-		elog(ERROR, "procq: could not draw %d job ids", n);
-	ids = palloc(sizeof(int64) * n);
-	for (int i = 0; i < n; i++)
-		ids[i] = DatumGetInt64(pq_get_attr(i, 1, &isnull));
-	qsort(ids, n, sizeof(int64), cmp_int64_asc);
-
 	for (int c = 0; c < 13; c++)
 	{
 		d[c] = palloc(sizeof(Datum) * n);
 		dn[c] = palloc0(sizeof(bool) * n);
 	}
+	ids = palloc(sizeof(int64) * n);
+	blame = palloc(sizeof(int64) * n);
 
-	/* each job's bookkeeping, in batch order */
+	/*
+	 * Each job's bookkeeping, in batch order.  Ids are drawn afterwards (a
+	 * batch job's id is only needed for what a later job says about it):
+	 * existing parents have lower ids than any job of the batch, and the
+	 * batch's ids ascend in batch order.  A batch job as a parent or holder
+	 * is written -1 - its index until then.  An error draws the ids that
+	 * one defer per job would have used up to it, so that ids go on as
+	 * they did before batches.
+	 */
 	for (int i = 0; i < n; i++)
 	{
 		PQBatchJob *job = &jobs[i];
 		PQJobSpec  *spec = job->spec;
 		int32		pending = 0;
 		int64		failed_parent = 0;
-		const char *failed_how = NULL;
+		bool		failed_existing = false;
 		bool		blocked = false;
 
 		*current = i;
-		job->id = ids[i];
 
 		for (int p = 0; p < spec->nparents; p++)
 		{
@@ -629,18 +649,22 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 									  sizeof(FoundParent), cmp_int64_asc);
 
 			if (fp == NULL)
+			{
+				draw_ids(i, ids);
 				ereport(ERROR,
 						(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 						 errmsg("job %lld named in depends_on does not exist",
 								(long long) spec->parents[p])));
+			}
 			if (fp->state == 's')
 				continue;
 			pending++;
-			if ((fp->state == 'f' || fp->state == 'c') &&
-				(failed_parent == 0 || fp->id < failed_parent))
+			if ((fp->state == 'f' || fp->state == 'c') && !failed_existing)
 			{
+				/* parents are sorted: the first is the lowest */
 				failed_parent = fp->id;
-				failed_how = fp->state == 'f' ? "failed" : "was cancelled";
+				failed_existing = true;
+				state[i] = fp->state;
 			}
 		}
 		qsort(job->batch_parents, job->nbatch_parents, sizeof(int), cmp_int_asc);
@@ -653,14 +677,18 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 				continue;
 			pending++;
 			nedges++;
-			if (state[b] == 'c' && (failed_parent == 0 || ids[b] < failed_parent))
-			{
-				failed_parent = ids[b];
-				failed_how = "was cancelled";
-			}
+			if (state[b] != 't' && failed_parent == 0)
+				failed_parent = -1 - b;
 		}
 		nedges += spec->nparents;
-		state[i] = failed_parent != 0 ? 'c' : 't';
+		blame[i] = failed_parent;
+		if (failed_parent == 0)
+			state[i] = 't';
+		else if (!failed_existing)
+			state[i] = 'c';
+		/* state[i]: 't' todo; else cancelled through a 'f'ailed or 'c'ancelled parent */
+		if (state[i] != 't')
+			state[i] = state[i] == 'f' ? 'F' : 'C';
 
 		if (state[i] == 't' && spec->lock != NULL)
 		{
@@ -678,14 +706,33 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 									 cmp_cstring_ptr);
 
 			if (qs->holder != 0)
+			{
+				int64		holder;
+
+				draw_ids(i + 1, ids);
+				holder = qs->holder > 0 ? qs->holder : ids[-1 - qs->holder];
 				ereport(ERROR,
 						(errcode(ERRCODE_UNIQUE_VIOLATION),
 						 errmsg("a todo job with queueing_lock \"%s\" already exists", qlock),
-						 errdetail("Job %lld holds that queueing_lock.", (long long) qs->holder),
+						 errdetail("Job %lld holds that queueing_lock.", (long long) holder),
 						 errhint("Only one job per queueing_lock may wait in todo; defer again once it has started.")));
-			qs->holder = ids[i];
+			}
+			qs->holder = -1 - i;
 		}
 
+		d[9][i] = Int32GetDatum(pending);
+		d[10][i] = BoolGetDatum(blocked);
+	}
+	*current = -1;
+
+	/* the ids, drawn in one statement, and what depends on them */
+	draw_ids(n, ids);
+	for (int i = 0; i < n; i++)
+	{
+		PQJobSpec  *spec = jobs[i].spec;
+		int64		parent = blame[i] >= 0 ? blame[i] : ids[-1 - blame[i]];
+
+		jobs[i].id = ids[i];
 		d[0][i] = Int64GetDatum(ids[i]);
 		d[1][i] = PointerGetDatum(spec->queue);
 		d[2][i] = PointerGetDatum(spec->task);
@@ -698,17 +745,14 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 		dn[7][i] = spec->lock == NULL;
 		d[8][i] = PointerGetDatum(spec->queueing_lock);
 		dn[8][i] = spec->queueing_lock == NULL;
-		d[9][i] = Int32GetDatum(pending);
-		d[10][i] = BoolGetDatum(blocked);
-		d[11][i] = Int64GetDatum(failed_parent);
-		dn[11][i] = failed_parent == 0;
-		d[12][i] = failed_parent != 0
-			? CStringGetTextDatum(psprintf("parent job %lld %s",
-										   (long long) failed_parent, failed_how))
+		d[11][i] = Int64GetDatum(parent);
+		dn[11][i] = blame[i] == 0;
+		d[12][i] = blame[i] != 0
+			? CStringGetTextDatum(psprintf("parent job %lld %s", (long long) parent,
+										   state[i] == 'F' ? "failed" : "was cancelled"))
 			: (Datum) 0;
-		dn[12][i] = failed_parent == 0;
+		dn[12][i] = blame[i] == 0;
 	}
-	*current = -1;
 
 	/* one INSERT for the jobs */
 	{

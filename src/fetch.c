@@ -378,7 +378,7 @@ procq_fetch_jobs(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 
 	pq_connect();
-	/* as many due jobs as n calls of fetch_job would promote, at most n */
+	/* enough due jobs for the batch (and at least what fetch_job promotes) */
 	promote_due_up_to(Max(n, 10), true);
 	ntaken = fetch_batch(n, &queues, &tasks,
 						 PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),

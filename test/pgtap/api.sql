@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(76);
+SELECT plan(100);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -22,7 +22,8 @@ SELECT functions_are('procq', ARRAY[
     'defer', 'defer_workflow', 'fetch_job', 'finish_job', 'retry_job',
     'cancel_job', 'heartbeat', 'recover_stalled', 'parent_results',
     'register_handler', 'unregister_handler', 'worker_status',
-    'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted'],
+    'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
+    'fetch_jobs', 'finish_jobs', 'defer_jobs'],
     'schema procq has exactly the API and the trigger functions');
 
 SELECT has_function('procq', 'defer',
@@ -34,9 +35,26 @@ SELECT function_returns('procq', 'defer',
 SELECT has_function('procq', 'defer_workflow', ARRAY['jsonb'], 'procq.defer_workflow(jsonb) exists');
 SELECT function_returns('procq', 'defer_workflow', ARRAY['jsonb'], 'setof record',
     'procq.defer_workflow returns a set of rows');
-SELECT has_function('procq', 'fetch_job', ARRAY['text[]', 'text'], 'procq.fetch_job(text[], text) exists');
-SELECT function_returns('procq', 'fetch_job', ARRAY['text[]', 'text'], 'setof procq.jobs',
+SELECT has_function('procq', 'fetch_job', ARRAY['text[]', 'text', 'text[]'],
+    'procq.fetch_job(text[], text, text[]) exists');
+SELECT function_returns('procq', 'fetch_job', ARRAY['text[]', 'text', 'text[]'], 'setof procq.jobs',
     'procq.fetch_job returns SETOF procq.jobs');
+SELECT hasnt_function('procq', 'fetch_job', ARRAY['text[]', 'text'],
+    'the 1.0 declaration procq.fetch_job(text[], text) is gone (fetch_job() would be ambiguous)');
+SELECT has_function('procq', 'fetch_jobs', ARRAY['integer', 'text[]', 'text', 'text[]'],
+    'procq.fetch_jobs(integer, text[], text, text[]) exists');
+SELECT function_returns('procq', 'fetch_jobs', ARRAY['integer', 'text[]', 'text', 'text[]'],
+    'setof procq.jobs', 'procq.fetch_jobs returns SETOF procq.jobs');
+SELECT has_function('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_status', 'jsonb[]', 'text[]'],
+    'procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]) exists');
+SELECT function_returns('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_status', 'jsonb[]', 'text[]'],
+    'setof record', 'procq.finish_jobs returns a set of rows');
+SELECT has_function('procq', 'defer_jobs',
+    ARRAY['text', 'jsonb[]', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text'],
+    'procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text) exists');
+SELECT function_returns('procq', 'defer_jobs',
+    ARRAY['text', 'jsonb[]', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text'],
+    'setof bigint', 'procq.defer_jobs returns SETOF bigint (the job ids)');
 SELECT has_function('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text'],
     'procq.finish_job(bigint, procq.job_status, jsonb, text) exists');
 SELECT function_returns('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text'],
@@ -68,9 +86,13 @@ SELECT results_eq(
         ('cancel_job', ARRAY['job_id', 'abort']),
         ('defer', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
                         'max_attempts', 'lock', 'queueing_lock']),
+        ('defer_jobs', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
+                             'max_attempts', 'lock']),
         ('defer_workflow', ARRAY['steps', 'key', 'job_id']),
-        ('fetch_job', ARRAY['queues', 'worker']),
+        ('fetch_job', ARRAY['queues', 'worker', 'tasks']),
+        ('fetch_jobs', ARRAY['n', 'queues', 'worker', 'tasks']),
         ('finish_job', ARRAY['job_id', 'status', 'result', 'error']),
+        ('finish_jobs', ARRAY['job_ids', 'status', 'results', 'errors', 'job_id', 'status']),
         ('heartbeat', ARRAY['job_id']),
         ('parent_results', ARRAY['job_id']),
         ('recover_stalled', NULL),
@@ -92,9 +114,32 @@ SELECT is(pg_get_function_arguments('procq.defer_workflow(jsonb)'::regprocedure)
 SELECT is(pg_get_function_result('procq.defer_workflow(jsonb)'::regprocedure),
     'TABLE(key text, job_id bigint)',
     'procq.defer_workflow returns TABLE(key text, job_id bigint)');
-SELECT is(pg_get_function_arguments('procq.fetch_job(text[], text)'::regprocedure),
-    'queues text[] DEFAULT NULL::text[], worker text DEFAULT NULL::text',
+SELECT is(pg_get_function_arguments('procq.fetch_job(text[], text, text[])'::regprocedure),
+    'queues text[] DEFAULT NULL::text[], worker text DEFAULT NULL::text, tasks text[] DEFAULT NULL::text[]',
     'procq.fetch_job: argument names and defaults');
+SELECT is(pg_get_function_arguments('procq.fetch_jobs(integer, text[], text, text[])'::regprocedure),
+    'n integer, queues text[] DEFAULT NULL::text[], worker text DEFAULT NULL::text, '
+    'tasks text[] DEFAULT NULL::text[]',
+    'procq.fetch_jobs: argument names and defaults');
+SELECT is(pg_get_function_arguments('procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[])'::regprocedure),
+    'job_ids bigint[], status procq.job_status, results jsonb[] DEFAULT NULL::jsonb[], '
+    'errors text[] DEFAULT NULL::text[]',
+    'procq.finish_jobs: argument names and defaults');
+SELECT is(pg_get_function_result('procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[])'::regprocedure),
+    'TABLE(job_id bigint, status procq.job_status)',
+    'procq.finish_jobs returns TABLE(job_id bigint, status procq.job_status)');
+SELECT is(pg_get_function_arguments('procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text)'::regprocedure),
+    'task text, args jsonb[], queue text DEFAULT ''default''::text, '
+    'priority integer DEFAULT 0, scheduled_at timestamp with time zone DEFAULT NULL::timestamp with time zone, '
+    'depends_on bigint[] DEFAULT NULL::bigint[], max_attempts integer DEFAULT 1, '
+    'lock text DEFAULT NULL::text',
+    'procq.defer_jobs: argument names and defaults');
+-- the calls of 1.0 and the new ones resolve to one function each
+SELECT lives_ok($$SELECT * FROM procq.fetch_job() WHERE false$$, 'fetch_job() is not ambiguous');
+SELECT lives_ok($$SELECT * FROM procq.fetch_job(ARRAY['none'], 'w') WHERE false$$,
+    'fetch_job(queues, worker) by position still works');
+SELECT lives_ok($$SELECT * FROM procq.fetch_job(worker => 'w', tasks => ARRAY['none']) WHERE false$$,
+    'fetch_job(worker =>, tasks =>) by name');
 SELECT is(pg_get_function_arguments('procq.finish_job(bigint, procq.job_status, jsonb, text)'::regprocedure),
     'job_id bigint, status procq.job_status, result jsonb DEFAULT NULL::jsonb, error text DEFAULT NULL::text',
     'procq.finish_job: argument names and defaults');
@@ -119,8 +164,16 @@ SELECT is(pg_get_function_arguments('procq.parent_results(bigint)'::regprocedure
 
 SELECT ok(
     (SELECT proretset AND prorettype = 'procq.jobs'::regtype FROM pg_proc
-     WHERE oid = 'procq.fetch_job(text[], text)'::regprocedure),
+     WHERE oid = 'procq.fetch_job(text[], text, text[])'::regprocedure),
     'pg_proc: fetch_job returns SETOF procq.jobs (proretset, prorettype)');
+SELECT ok(
+    (SELECT proretset AND prorettype = 'procq.jobs'::regtype FROM pg_proc
+     WHERE oid = 'procq.fetch_jobs(integer, text[], text, text[])'::regprocedure),
+    'pg_proc: fetch_jobs returns SETOF procq.jobs (proretset, prorettype)');
+SELECT ok(
+    (SELECT proretset AND prorettype = 'bigint'::regtype FROM pg_proc
+     WHERE oid = 'procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text)'::regprocedure),
+    'pg_proc: defer_jobs returns SETOF bigint (proretset, prorettype)');
 SELECT ok(
     (SELECT NOT proretset AND prorettype = 'procq.job_status'::regtype FROM pg_proc
      WHERE oid = 'procq.finish_job(bigint, procq.job_status, jsonb, text)'::regprocedure),
@@ -132,7 +185,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 16, 'procq has 16 functions (guards the checks below against passing vacuously)');
+    '=', 19, 'procq has 19 functions (guards the checks below against passing vacuously)');
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace
@@ -205,6 +258,15 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.recover_stalled(
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.parent_results(1)$$),
     '42501: permission denied for function parent_results',
     'a role without grants cannot call procq.parent_results');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.fetch_jobs(1)$$),
+    '42501: permission denied for function fetch_jobs',
+    'a role without grants cannot call procq.fetch_jobs');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.finish_jobs(ARRAY[1], 'succeeded')$$),
+    '42501: permission denied for function finish_jobs',
+    'a role without grants cannot call procq.finish_jobs');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.defer_jobs('t', ARRAY['{}']::jsonb[])$$),
+    '42501: permission denied for function defer_jobs',
+    'a role without grants cannot call procq.defer_jobs');
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.jobs$$),
     '42501: permission denied for table jobs',
     'a role without grants cannot read procq.jobs');
@@ -213,9 +275,12 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.jo
 -- EXECUTE on the API, no table privileges; the API then works.
 GRANT EXECUTE ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
-    procq.fetch_job(text[], text),
+    procq.fetch_job(text[], text, text[]),
     procq.finish_job(bigint, procq.job_status, jsonb, text),
-    procq.parent_results(bigint)
+    procq.parent_results(bigint),
+    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text),
+    procq.fetch_jobs(integer, text[], text, text[]),
+    procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[])
 TO procq_tap_app;
 SELECT is(pg_temp.outcome_as('procq_tap_app',
         $stmt$DO $do$
@@ -237,6 +302,21 @@ SELECT is(pg_temp.outcome_as('procq_tap_app',
           $do$$stmt$),
     'ok',
     'a role with USAGE and EXECUTE only runs a parent and child job through the API');
+SELECT is(pg_temp.outcome_as('procq_tap_app',
+        $stmt$DO $do$
+          DECLARE
+              ids bigint[] := ARRAY(SELECT procq.defer_jobs('tap batch',
+                                        ARRAY['{"n": 1}', '{"n": 2}']::jsonb[], queue => 'tap_batch'));
+              got bigint[];
+          BEGIN
+              got := ARRAY(SELECT id FROM procq.fetch_jobs(10, ARRAY['tap_batch']) ORDER BY id);
+              IF got IS DISTINCT FROM ids THEN RAISE 'fetched % instead of %', got, ids; END IF;
+              IF (SELECT count(*) FROM procq.finish_jobs(ids, 'succeeded')
+                  WHERE status = 'succeeded') <> 2 THEN RAISE 'finish_jobs did not finish both'; END IF;
+          END
+          $do$$stmt$),
+    'ok',
+    'a role with USAGE and EXECUTE only defers, fetches and finishes a batch');
 SELECT is(pg_temp.outcome_as('procq_tap_app', $$SELECT count(*) FROM procq.jobs$$),
     '42501: permission denied for table jobs',
     '... while it still cannot read procq.jobs directly');
@@ -323,6 +403,19 @@ SELECT throws_ok(format('SELECT procq.heartbeat(%s)', :todo_id),
 SELECT throws_ok(format('SELECT procq.parent_results(%s)', :missing_id),
     'P0002', format('job %s does not exist', :missing_id),
     'parent_results of an unknown id -> P0002');
+
+-- the batch functions
+SELECT throws_ok($$SELECT * FROM procq.fetch_jobs(0)$$,
+    '22023', 'n must be at least 1', 'fetch_jobs: n 0 -> 22023');
+SELECT throws_ok(format('SELECT * FROM procq.finish_jobs(ARRAY[%s], %L)', :todo_id, 'succeeded'),
+    '55000', format('job %s is not running', :todo_id),
+    'finish_jobs with a todo job -> 55000');
+SELECT throws_ok(format('SELECT * FROM procq.finish_jobs(ARRAY[%s], %L, ARRAY[%L, %L]::jsonb[])',
+                        :doing_id, 'succeeded', '{}', '{}'),
+    '22023', 'results must have one element per job',
+    'finish_jobs with more results than jobs -> 22023');
+SELECT throws_ok($$SELECT * FROM procq.defer_jobs('t', ARRAY['{}', NULL]::jsonb[])$$,
+    '22004', 'args must not contain NULL', 'defer_jobs: a NULL element of args -> 22004');
 
 -- finish_job returns the status the job ended in.
 SELECT is(procq.finish_job(:doing_id, 'succeeded', '{"ok": true}'), 'succeeded'::procq.job_status,
