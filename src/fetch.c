@@ -87,14 +87,29 @@ static PQStatement stmt_batch_queue = PQ_STATEMENT(
 	" AND queue = $4" BATCH_LOCK BATCH_SUFFIX,
 	4, TEXTOID, INT4OID, INT4OID, TEXTOID);
 
-/* the queues of $4: up to $3 from each queue's ready index, the best $3 */
+/*
+ * Several queues or tasks: a first look at the best $3 entries of each one's
+ * ready index, without locking, says how many of the batch each gives (its
+ * quota); then each one's quota is locked in its index, skipping what
+ * others hold.  Locking the best $3 of every queue and taking the best $3
+ * of those would keep the surplus locked, and hidden from other fetchers,
+ * until our transaction ends.  (When another fetcher takes a queue's jobs
+ * at the same instant, that queue's quota is filled with its next ones.)
+ */
+#define BATCH_QUOTA(list, col, filter) \
+	"WITH peek AS (SELECT c.grp FROM (SELECT DISTINCT g FROM unnest(" list ") AS g) l" \
+	"  CROSS JOIN LATERAL (SELECT " col " AS grp, priority, id FROM procq.jobs" \
+	"   WHERE " PQ_READY_COND " AND " col " = l.g" filter \
+	"   ORDER BY priority DESC, id LIMIT $3) c" \
+	"  ORDER BY c.priority DESC, c.id LIMIT $3)," \
+	" quota AS (SELECT grp, count(*) AS k FROM peek GROUP BY grp)," \
+	" cand AS MATERIALIZED (SELECT c.id FROM quota CROSS JOIN LATERAL" \
+	"  (SELECT id FROM procq.jobs WHERE " PQ_READY_COND " AND " col " = quota.grp" filter \
+	"   ORDER BY priority DESC, id LIMIT quota.k FOR UPDATE SKIP LOCKED) c"
+
+/* the queues of $4 */
 static PQStatement stmt_batch_queues = PQ_STATEMENT(
-	BATCH_PREFIX "SELECT c.id FROM (SELECT DISTINCT qn"
-	"  FROM unnest($4::text[]) AS qn) q CROSS JOIN LATERAL"
-	" (SELECT id, priority FROM procq.jobs WHERE " PQ_READY_COND
-	"  AND queue = q.qn" BATCH_LOCK ") c"
-	" ORDER BY c.priority DESC, c.id LIMIT $3"
-	BATCH_SUFFIX,
+	BATCH_QUOTA("$4::text[]", "queue", "") BATCH_SUFFIX,
 	4, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID);
 
 /* one task $5, in the queues of $4 (NULL: any): its ready index */
@@ -104,14 +119,9 @@ static PQStatement stmt_batch_task = PQ_STATEMENT(
 	BATCH_LOCK BATCH_SUFFIX,
 	5, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTOID);
 
-/* the tasks of $5, in the queues of $4: up to $3 per task, the best $3 */
+/* the tasks of $5, in the queues of $4 (NULL: any) */
 static PQStatement stmt_batch_tasks = PQ_STATEMENT(
-	BATCH_PREFIX "SELECT c.id FROM (SELECT DISTINCT tn"
-	"  FROM unnest($5::text[]) AS tn) t CROSS JOIN LATERAL"
-	" (SELECT id, priority FROM procq.jobs WHERE " PQ_READY_COND
-	"  AND task = t.tn AND ($4::text[] IS NULL OR queue = ANY ($4))"
-	BATCH_LOCK ") c"
-	" ORDER BY c.priority DESC, c.id LIMIT $3"
+	BATCH_QUOTA("$5::text[]", "task", " AND ($4::text[] IS NULL OR queue = ANY ($4))")
 	BATCH_SUFFIX,
 	5, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID);
 
