@@ -28,7 +28,6 @@
 
 #include "args.h"
 #include "finish.h"
-#include "jobs.h"
 #include "lifecycle.h"
 #include "locks.h"
 #include "spi_exec.h"
