@@ -360,14 +360,21 @@ procq_defer(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(job_id);
 }
 
-/* A parent that already exists, as pq_defer_batch found it. */
+/*
+ * A parent that already exists, as pq_defer_batch found it.  Its first
+ * field is its id, so that a pointer to an id can be its bsearch key.
+ */
 typedef struct FoundParent
 {
 	int64		id;
 	char		state;			/* 's'ucceeded, 'f'ailed, 'c'ancelled, 'p'ending */
 } FoundParent;
 
-/* A lock value of a batch, and whether its queue has a live job by now. */
+/*
+ * A lock value of a batch, and whether its queue has a live job by now.
+ * (This and QlockState start with the value: a pointer to a C string
+ * pointer is their bsearch key.)
+ */
 typedef struct LockState
 {
 	char	   *value;
@@ -638,11 +645,16 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 		PQJobSpec  *spec = job->spec;
 		int32		pending = 0;
 		int64		failed_parent = 0;
-		bool		failed_existing = false;
 		bool		blocked = false;
 
 		*current = i;
 
+		/*
+		 * state[i]: 't' todo, else cancelled because of the parent it is
+		 * blamed on (the lowest failed or cancelled one), which 'F'ailed or
+		 * was 'C'ancelled.  Parents are sorted, existing ones first.
+		 */
+		state[i] = 't';
 		for (int p = 0; p < spec->nparents; p++)
 		{
 			FoundParent *fp = bsearch(&spec->parents[p], found, nfound,
@@ -659,12 +671,10 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 			if (fp->state == 's')
 				continue;
 			pending++;
-			if ((fp->state == 'f' || fp->state == 'c') && !failed_existing)
+			if ((fp->state == 'f' || fp->state == 'c') && failed_parent == 0)
 			{
-				/* parents are sorted: the first is the lowest */
 				failed_parent = fp->id;
-				failed_existing = true;
-				state[i] = fp->state;
+				state[i] = fp->state == 'f' ? 'F' : 'C';
 			}
 		}
 		qsort(job->batch_parents, job->nbatch_parents, sizeof(int), cmp_int_asc);
@@ -677,18 +687,15 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 				continue;
 			pending++;
 			nedges++;
+			/* a cancelled job of the batch: its id is -1 - b until drawn */
 			if (state[b] != 't' && failed_parent == 0)
+			{
 				failed_parent = -1 - b;
+				state[i] = 'C';
+			}
 		}
 		nedges += spec->nparents;
 		blame[i] = failed_parent;
-		if (failed_parent == 0)
-			state[i] = 't';
-		else if (!failed_existing)
-			state[i] = 'c';
-		/* state[i]: 't' todo; else cancelled through a 'f'ailed or 'c'ancelled parent */
-		if (state[i] != 't')
-			state[i] = state[i] == 'f' ? 'F' : 'C';
 
 		if (state[i] == 't' && spec->lock != NULL)
 		{

@@ -63,7 +63,9 @@ static PQStatement stmt_promote_due = PQ_STATEMENT(
  * The batch fetch: cand (completed by one of the BATCH_CAND_* selects
  * below) locks up to $3 ready jobs, skipping those others hold; they
  * become doing by primary key, and come back in fetch order.  $1 is the
- * worker, $2 the lease in seconds.
+ * worker, $2 the lease in seconds.  They run their generic plan: with
+ * LIMIT $3 the plan cache would otherwise plan them anew on every call,
+ * which costs more than the claim itself.
  */
 #define BATCH_PREFIX "WITH cand AS MATERIALIZED ("
 #define BATCH_SUFFIX \
@@ -76,13 +78,13 @@ static PQStatement stmt_promote_due = PQ_STATEMENT(
 #define BATCH_LOCK " ORDER BY priority DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED"
 
 /* any queue: the first $3 entries of the ready index */
-static PQStatement stmt_batch_any = PQ_STATEMENT(
+static PQStatement stmt_batch_any = PQ_STATEMENT_GENERIC(
 	BATCH_PREFIX "SELECT id FROM procq.jobs WHERE " PQ_READY_COND BATCH_LOCK
 	BATCH_SUFFIX,
 	3, TEXTOID, INT4OID, INT4OID);
 
 /* one queue $4: its ready index */
-static PQStatement stmt_batch_queue = PQ_STATEMENT(
+static PQStatement stmt_batch_queue = PQ_STATEMENT_GENERIC(
 	BATCH_PREFIX "SELECT id FROM procq.jobs WHERE " PQ_READY_COND
 	" AND queue = $4" BATCH_LOCK BATCH_SUFFIX,
 	4, TEXTOID, INT4OID, INT4OID, TEXTOID);
@@ -108,19 +110,19 @@ static PQStatement stmt_batch_queue = PQ_STATEMENT(
 	"   ORDER BY priority DESC, id LIMIT quota.k FOR UPDATE SKIP LOCKED) c"
 
 /* the queues of $4 */
-static PQStatement stmt_batch_queues = PQ_STATEMENT(
+static PQStatement stmt_batch_queues = PQ_STATEMENT_GENERIC(
 	BATCH_QUOTA("$4::text[]", "queue", "") BATCH_SUFFIX,
 	4, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID);
 
 /* one task $5, in the queues of $4 (NULL: any): its ready index */
-static PQStatement stmt_batch_task = PQ_STATEMENT(
+static PQStatement stmt_batch_task = PQ_STATEMENT_GENERIC(
 	BATCH_PREFIX "SELECT id FROM procq.jobs WHERE " PQ_READY_COND
 	" AND task = $5 AND ($4::text[] IS NULL OR queue = ANY ($4))"
 	BATCH_LOCK BATCH_SUFFIX,
 	5, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTOID);
 
 /* the tasks of $5, in the queues of $4 (NULL: any) */
-static PQStatement stmt_batch_tasks = PQ_STATEMENT(
+static PQStatement stmt_batch_tasks = PQ_STATEMENT_GENERIC(
 	BATCH_QUOTA("$5::text[]", "task", " AND ($4::text[] IS NULL OR queue = ANY ($4))")
 	BATCH_SUFFIX,
 	5, TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID);

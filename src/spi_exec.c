@@ -96,7 +96,8 @@ prepare(PQStatement *stmt)
 	if (stmt->plan != NULL)
 		return stmt->plan;
 
-	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
+	plan = SPI_prepare_cursor(stmt->sql, stmt->nargs, stmt->argtypes,
+							  stmt->cursor_options);
 	if (plan == NULL)
 		elog(ERROR, "procq: could not prepare statement \"%s\": %s",
 			 stmt->sql, SPI_result_code_string(SPI_result));

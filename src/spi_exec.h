@@ -23,6 +23,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "nodes/parsenodes.h"
 
 /* Most parameters an internal statement has. */
 #define PQ_STATEMENT_MAX_ARGS 14
@@ -33,10 +34,19 @@ typedef struct PQStatement
 	int			nargs;
 	Oid			argtypes[PQ_STATEMENT_MAX_ARGS];
 	SPIPlanPtr	plan;			/* NULL until first use, then kept */
+	int			cursor_options; /* for SPI_prepare_cursor; 0 by default */
 } PQStatement;
 
 /* Initializer of a PQStatement: SQL text, number of parameters, their types. */
-#define PQ_STATEMENT(sql, nargs, ...) {(sql), (nargs), {__VA_ARGS__}, NULL}
+#define PQ_STATEMENT(sql, nargs, ...) {(sql), (nargs), {__VA_ARGS__}, NULL, 0}
+
+/*
+ * The same for a statement that always runs its generic plan: one whose
+ * custom plans would be chosen for ever (a LIMIT $n makes the generic
+ * plan look costlier) and cost more to plan than to run.
+ */
+#define PQ_STATEMENT_GENERIC(sql, nargs, ...) \
+	{(sql), (nargs), {__VA_ARGS__}, NULL, CURSOR_OPT_GENERIC_PLAN}
 
 extern void pq_connect(void);
 extern void pq_finish(void);
