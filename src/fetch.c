@@ -10,7 +10,8 @@
  * doing in the same statement.  Jobs scheduled for later are not in the
  * ready indexes: each fetch first makes up to ten due ones ready.
  *
- * procq.fetch_jobs takes up to n jobs the same way, in one statement: it
+ * procq.fetch_jobs (and fetch_job with a tasks filter, as a batch of one)
+ * takes up to n jobs the same way, in one statement: it
  * reads the first n entries of a ready index that nobody else has locked,
  * locks them and makes them doing.  A filter on tasks reads the per-task
  * ready index (one descent per task), so ready jobs of other tasks cost
