@@ -61,6 +61,15 @@ static PQStatement stmt_promote_due = PQ_STATEMENT(
 	1, INT4OID);
 
 /*
+ * Is any job due?  One probe of jobs_delayed_idx, so that a fetch with
+ * nothing due does not pay for the promoting UPDATE.
+ */
+static PQStatement stmt_any_due = PQ_STATEMENT(
+	"SELECT 1 FROM procq.jobs WHERE status = 'todo' AND delayed"
+	" AND scheduled_at <= statement_timestamp() LIMIT 1",
+	0, InvalidOid);
+
+/*
  * The batch fetch: cand (completed by one of the BATCH_CAND_* selects
  * below) locks up to $3 ready jobs, skipping those others hold; they
  * become doing by primary key, and come back in fetch order.  $1 is the
@@ -180,9 +189,17 @@ static void
 promote_due_up_to(int limit, bool notify)
 {
 	Datum		v[1] = {Int32GetDatum(limit)};
-	int			npromoted = pq_exec(&stmt_promote_due, v, NULL, 0);
+	int			npromoted;
 	bool		isnull;
 
+	/*
+	 * Nothing due is the common case.  A job that falls due right after the
+	 * probe is promoted by the next fetch, as it would be had it fallen due
+	 * right after the UPDATE.
+	 */
+	if (pq_exec(&stmt_any_due, NULL, NULL, 1) == 0)
+		return;
+	npromoted = pq_exec(&stmt_promote_due, v, NULL, 0);
 	if (!notify)
 		return;
 	for (int i = 0; i < npromoted; i++)

@@ -53,6 +53,28 @@ static PQStatement stmt_finish = PQ_STATEMENT(
 	" WHERE id = $1 RETURNING status::text",
 	5, INT8OID, TEXTOID, JSONBOID, TEXTOID, FLOAT8OID);
 
+/*
+ * The common case of finish_job in one statement: a doing job without a
+ * lock queue (so no advisory lock must come first), that is not going
+ * back to todo ($2 is not 'failed', or no attempts are left).  Checks,
+ * locks and ends it at once; when it matches no row, the general path
+ * below finds out why (no such job, not doing, a lock, a retry).  The row
+ * is locked FOR UPDATE first, as the general path does: that lock makes
+ * the update count as a key update for concurrent FOR KEY SHARE lockers
+ * (the foreign key checks of a defer naming this job as a parent), which
+ * a REPEATABLE READ defer whose snapshot predates the finish must see as
+ * a serialization failure (test/isolation/specs/defer_while_parent_succeeds).
+ */
+static PQStatement stmt_finish_plain = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = $2::procq.job_status,"
+	" result = $3, error = $4, lease_expires_at = NULL,"
+	" finished_at = clock_timestamp(), delayed = false"
+	" WHERE id = (SELECT id FROM procq.jobs WHERE id = $1 AND status = 'doing'"
+	"  AND lock IS NULL AND ($2 <> 'failed' OR attempts >= max_attempts)"
+	"  FOR UPDATE)"
+	" RETURNING status::text",
+	4, INT8OID, TEXTOID, JSONBOID, TEXTOID);
+
 static PQStatement stmt_worker_finish = PQ_STATEMENT(
 	"SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
 	4, INT8OID, TEXTOID, JSONBOID, TEXTOID);
@@ -203,8 +225,21 @@ procq_finish_job(PG_FUNCTION_ARGS)
 
 	pq_connect();
 
-	lock_queue_of(job_id);
 	v[0] = Int64GetDatum(job_id);
+	v[1] = CStringGetTextDatum(status);
+	v[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	n[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+	v[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	n[3] = error ? ' ' : 'n';
+	if (pq_exec(&stmt_finish_plain, v, n, 1) == 1)
+	{
+		ended = DirectFunctionCall2(enum_in, CStringGetDatum(pq_get_text(0, 1)),
+									ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
+		pq_finish();
+		PG_RETURN_DATUM(ended);
+	}
+
+	lock_queue_of(job_id);
 	if (pq_exec(&stmt_lock_job, v, NULL, 1) == 0)
 		pq_job_not_found(job_id);
 	current = pq_get_text(0, 1);
