@@ -8,7 +8,8 @@
  * A fetch takes the best ready job (highest priority, then lowest id) in
  * a ready index, skipping rows other fetchers have locked, and makes it
  * doing in the same statement.  Jobs scheduled for later are not in the
- * ready indexes: each fetch first makes up to ten due ones ready.
+ * ready indexes: each fetch first makes up to ten due ones ready (after a
+ * probe of jobs_delayed_idx that makes this nearly free when none is due).
  *
  * procq.fetch_jobs (and fetch_job with a tasks filter, as a batch of one)
  * takes up to n jobs the same way, in one statement: it
