@@ -34,18 +34,33 @@
 PG_FUNCTION_INFO_V1(procq_defer);
 PG_FUNCTION_INFO_V1(procq_defer_jobs);
 
-static PQStatement stmt_insert_job = PQ_STATEMENT(
-	"INSERT INTO procq.jobs (queue, task, args, status, priority,"
-	" scheduled_at, max_attempts, lock, queueing_lock, pending_parents,"
-	" lock_blocked, delayed, cancelled_by, error, finished_at, deferred_by)"
-	" VALUES ($1, $2, $3, $4::procq.job_status, $5, $6, $7, $8, $9, $10,"
-	" $11 AND $4 = 'todo',"
-	" $4 = 'todo' AND $6 IS NOT NULL AND $6 > statement_timestamp(),"
-	" $12, $13, CASE WHEN $4 = 'todo' THEN NULL ELSE clock_timestamp() END,"
+/* The INSERT of one job, completed by INSERT_JOB_ON_CONFLICT or not. */
+#define INSERT_JOB \
+	"INSERT INTO procq.jobs (queue, task, args, status, priority," \
+	" scheduled_at, max_attempts, lock, queueing_lock, pending_parents," \
+	" lock_blocked, delayed, cancelled_by, error, finished_at, deferred_by)" \
+	" VALUES ($1, $2, $3, $4::procq.job_status, $5, $6, $7, $8, $9, $10," \
+	" $11 AND $4 = 'todo'," \
+	" $4 = 'todo' AND $6 IS NOT NULL AND $6 > statement_timestamp()," \
+	" $12, $13, CASE WHEN $4 = 'todo' THEN NULL ELSE clock_timestamp() END," \
 	" $14)"
-	" ON CONFLICT (queueing_lock)"
+#define INSERT_JOB_ON_CONFLICT \
+	" ON CONFLICT (queueing_lock)" \
 	" WHERE status = 'todo' AND queueing_lock IS NOT NULL DO NOTHING"
-	" RETURNING id, " PQ_READY_COND,
+#define INSERT_JOB_RETURNING " RETURNING id, " PQ_READY_COND
+
+/* a job with a queueing_lock: none if another todo job holds it */
+static PQStatement stmt_insert_job = PQ_STATEMENT(
+	INSERT_JOB INSERT_JOB_ON_CONFLICT INSERT_JOB_RETURNING,
+	14, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
+	INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID, INT8OID, TEXTOID, REGROLEOID);
+
+/*
+ * a job without one ($9 is NULL): it cannot conflict, and a plain INSERT
+ * saves the speculative insertion (a lock and a WAL record per job)
+ */
+static PQStatement stmt_insert_job_plain = PQ_STATEMENT(
+	INSERT_JOB INSERT_JOB_RETURNING,
 	14, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
 	INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID, INT8OID, TEXTOID, REGROLEOID);
 
@@ -276,7 +291,8 @@ pq_defer_job(PQJobSpec *spec)
 	n[12] = error ? ' ' : 'n';
 	v[13] = ObjectIdGetDatum(GetUserId());
 
-	if (pq_exec(&stmt_insert_job, v, n, 0) == 0)
+	if (pq_exec(spec->queueing_lock ? &stmt_insert_job : &stmt_insert_job_plain,
+				v, n, 0) == 0)
 		queueing_lock_taken(spec->queueing_lock);
 	job_id = DatumGetInt64(pq_get_attr(0, 1, &isnull));
 	ready = DatumGetBool(pq_get_attr(0, 2, &isnull));
