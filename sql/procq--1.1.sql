@@ -276,28 +276,27 @@ COMMENT ON VIEW procq.worker_status IS
 -- Bookkeeping triggers (C: src/triggers.c, src/cascade.c, src/locks.c)
 ------------------------------------------------------------------------------
 
+-- The trigger functions run no SQL of their own before they pin
+-- search_path for the bookkeeping (src/triggers.c), so they need no SET
+-- clause: a statement that changes no status pays no setting change.
 CREATE FUNCTION procq.jobs_status_changed()
 RETURNS trigger
 LANGUAGE C
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_status_changed';
 
 CREATE FUNCTION procq.jobs_status_normalize()
 RETURNS trigger
 LANGUAGE C
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_status_normalize';
 
 CREATE FUNCTION procq.jobs_deleted()
 RETURNS trigger
 LANGUAGE C
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_deleted';
 
 CREATE FUNCTION procq.dependency_deleted()
 RETURNS trigger
 LANGUAGE C
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_dependency_deleted';
 
 -- A DBA may change a status with a plain UPDATE (SET status = 'cancelled');
@@ -311,18 +310,20 @@ CREATE TRIGGER jobs_status_normalize
 
 -- Any change of status (through the API or a DBA's UPDATE) releases,
 -- cancels or requeues dependents and moves lock queues along.  Taking a job
--- (todo -> doing) needs none of that.
+-- (todo -> doing) needs none of that.  Once per statement, over the
+-- statement's rows: one UPDATE that ends many jobs does its bookkeeping in
+-- a few set-based statements.
 CREATE TRIGGER jobs_status_changed
-    AFTER UPDATE OF status ON procq.jobs
-    FOR EACH ROW
-    WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status <> 'doing')
+    AFTER UPDATE ON procq.jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT
     EXECUTE FUNCTION procq.jobs_status_changed();
 
--- A deleted live job with a lock hands the lock on.
+-- Deleted live jobs with a lock hand the lock on.
 CREATE TRIGGER jobs_deleted
     AFTER DELETE ON procq.jobs
-    FOR EACH ROW
-    WHEN (OLD.lock IS NOT NULL AND OLD.status IN ('todo', 'doing'))
+    REFERENCING OLD TABLE AS old_jobs
+    FOR EACH STATEMENT
     EXECUTE FUNCTION procq.jobs_deleted();
 
 -- A dependency row that disappears (its parent or child was deleted, or a
@@ -330,7 +331,8 @@ CREATE TRIGGER jobs_deleted
 -- cancels its dependents.
 CREATE TRIGGER dependency_deleted
     AFTER DELETE ON procq.job_dependencies
-    FOR EACH ROW
+    REFERENCING OLD TABLE AS old_dependencies
+    FOR EACH STATEMENT
     EXECUTE FUNCTION procq.dependency_deleted();
 
 ------------------------------------------------------------------------------
