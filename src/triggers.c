@@ -114,8 +114,11 @@ job_row_from(HeapTuple tuple, TupleDesc desc)
 
 /*
  * trigger_data checks that a trigger function was called the way the
- * install script declares it (AFTER ... FOR EACH STATEMENT with transition
- * tables, or BEFORE ... FOR EACH ROW), and returns its TriggerData.
+ * install script declares it, and returns its TriggerData.  The AFTER
+ * triggers are AFTER ... FOR EACH STATEMENT with transition tables since
+ * procq 1.1, and FOR EACH ROW in the definitions of procq 1.0, which this
+ * library still serves until ALTER EXTENSION procq UPDATE.  The BEFORE
+ * trigger is FOR EACH ROW.
  */
 static TriggerData *
 trigger_data(FunctionCallInfo fcinfo, const char *name, bool after)
@@ -127,10 +130,10 @@ trigger_data(FunctionCallInfo fcinfo, const char *name, bool after)
 		ok = false;
 	else if (after)
 		ok = TRIGGER_FIRED_AFTER(trigdata->tg_event) &&
-			TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) &&
-			trigdata->tg_oldtable != NULL &&
-			(!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
-			 trigdata->tg_newtable != NULL);
+			(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+			 (trigdata->tg_oldtable != NULL &&
+			  (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
+			   trigdata->tg_newtable != NULL)));
 	else
 		ok = TRIGGER_FIRED_BEFORE(trigdata->tg_event) &&
 			TRIGGER_FIRED_FOR_ROW(trigdata->tg_event);
@@ -507,6 +510,17 @@ procq_jobs_status_changed(PG_FUNCTION_ARGS)
 	if (bookkeeping_depth > 0)
 		return PointerGetDatum(NULL);
 
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		/* procq 1.0's row trigger: its WHEN clause chose the row */
+		StatusChange *change = palloc(sizeof(StatusChange));
+
+		change->new = job_row_from(trigdata->tg_newtuple, desc);
+		change->old_status = SPI_getvalue(trigdata->tg_trigtuple, desc, status_att);
+		run_bookkeeping(statuses_changed_cb, list_make1(change), NULL);
+		return PointerGetDatum(NULL);
+	}
+
 	/* the old and the new table hold the rows in the same order */
 	transition_open(&olds, trigdata->tg_oldtable, desc);
 	transition_open(&news, trigdata->tg_newtable, desc);
@@ -561,6 +575,15 @@ procq_jobs_deleted(PG_FUNCTION_ARGS)
 	int			status_att = SPI_fnumber(desc, "status");
 	TransitionReader olds;
 	List	   *locks = NIL;
+
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		/* procq 1.0's row trigger: its WHEN clause chose the row */
+		JobRow		old = job_row_from(trigdata->tg_trigtuple, desc);
+
+		run_bookkeeping(refresh_locks_cb, list_make1(old.lock), NULL);
+		return PointerGetDatum(NULL);
+	}
 
 	transition_open(&olds, trigdata->tg_oldtable, desc);
 	while (transition_next(&olds))
@@ -710,6 +733,20 @@ procq_dependency_deleted(PG_FUNCTION_ARGS)
 	int			parent_att = SPI_fnumber(desc, "depends_on");
 	TransitionReader olds;
 	List	   *deps = NIL;
+
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		/* procq 1.0's row trigger */
+		Dependency *dep = palloc(sizeof(Dependency));
+		bool		isnull;
+
+		dep->child = DatumGetInt64(SPI_getbinval(trigdata->tg_trigtuple, desc,
+												 child_att, &isnull));
+		dep->parent = DatumGetInt64(SPI_getbinval(trigdata->tg_trigtuple, desc,
+												  parent_att, &isnull));
+		run_bookkeeping(dependencies_gone, list_make1(dep), NULL);
+		return PointerGetDatum(NULL);
+	}
 
 	transition_open(&olds, trigdata->tg_oldtable, desc);
 	while (transition_next(&olds))

@@ -22,8 +22,9 @@ SELECT functions_are('procq', ARRAY[
     'defer', 'defer_workflow', 'fetch_job', 'finish_job', 'retry_job',
     'cancel_job', 'heartbeat', 'recover_stalled', 'parent_results',
     'register_handler', 'unregister_handler', 'worker_status',
-    'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted'],
-    'schema procq has exactly the API and the trigger functions');
+    'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
+    'jobs_row_check'],
+    'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
     ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text'],
@@ -63,6 +64,7 @@ SELECT results_eq(
     $$SELECT p.proname::text COLLATE "default", p.proargnames::text[] COLLATE "default"
       FROM pg_proc p
       WHERE p.pronamespace = 'procq'::regnamespace AND p.prorettype <> 'trigger'::regtype
+        AND p.proname <> 'jobs_row_check'
       ORDER BY p.proname$$,
     $$VALUES
         ('cancel_job', ARRAY['job_id', 'abort']),
