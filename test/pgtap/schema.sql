@@ -206,8 +206,8 @@ SELECT trigger_is('procq', 'job_dependencies', 'dependency_deleted', 'procq', 'd
 -- (one UPDATE ending many jobs does its bookkeeping set-based); only the
 -- BEFORE trigger, which runs no SQL, is per row.
 SELECT set_eq(
-    $$SELECT tgname::text COLLATE "default", (tgtype & 1) = 1,
-             tgoldtable IS NOT NULL, tgnewtable IS NOT NULL
+    $$SELECT tgname::text COLLATE "default", (tgtype & 1) = 1 AS for_each_row,
+             tgoldtable IS NOT NULL AS old_table, tgnewtable IS NOT NULL AS new_table
       FROM pg_trigger
       WHERE tgrelid IN ('procq.jobs'::regclass, 'procq.job_dependencies'::regclass)
         AND NOT tgisinternal$$,
