@@ -51,6 +51,19 @@ static PQStatement stmt_lock_children = PQ_STATEMENT(
 	"SELECT id FROM procq.jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
 	1, INT8ARRAYOID);
 
+/*
+ * The same for one child: parameters that are not arrays get a generic
+ * plan after a few calls, so a chain or a fan-in is not planned per job.
+ */
+static PQStatement stmt_lock_child = PQ_STATEMENT(
+	"SELECT id FROM procq.jobs WHERE id = $1 FOR NO KEY UPDATE",
+	1, INT8OID);
+
+static PQStatement stmt_release_child = PQ_STATEMENT(
+	"UPDATE procq.jobs SET pending_parents = pending_parents - $2"
+	" WHERE id = $1 RETURNING queue, " PQ_READY_COND,
+	2, INT8OID, INT4OID);
+
 /* $1: distinct children, locked, each with $2 parents that just succeeded */
 static PQStatement stmt_release_children = PQ_STATEMENT(
 	"UPDATE procq.jobs SET pending_parents = pending_parents - $2"
@@ -257,9 +270,11 @@ release_children_by(PQIdList *kids, int32 n)
 	int			nrows;
 	List	   *queues = NIL;
 
-	r[0] = pq_int8_array(kids->ids, kids->n);
+	r[0] = kids->n == 1 ? Int64GetDatum(kids->ids[0])
+		: pq_int8_array(kids->ids, kids->n);
 	r[1] = Int32GetDatum(n);
-	nrows = pq_exec(&stmt_release_children, r, NULL, 0);
+	nrows = pq_exec(kids->n == 1 ? &stmt_release_child : &stmt_release_children,
+					r, NULL, 0);
 	for (int i = 0; i < nrows; i++)
 	{
 		bool		isnull;
@@ -268,7 +283,8 @@ release_children_by(PQIdList *kids, int32 n)
 			queues = list_append_unique(queues, makeString(pq_get_text(i, 1)));
 	}
 	SPI_freetuptable(SPI_tuptable);
-	pfree(DatumGetPointer(r[0]));
+	if (kids->n > 1)
+		pfree(DatumGetPointer(r[0]));
 	for (int i = 0; i < list_length(queues); i++)
 		pq_notify_ready(strVal(list_nth(queues, i)));
 }
@@ -317,8 +333,16 @@ pq_release_children_of(PQIdList *parents)
 	}
 	pfree(pairs);
 
-	v[0] = pq_int8_array(kids, nkids);
-	(void) pq_exec(&stmt_lock_children, v, NULL, 0);
+	if (nkids == 1)
+	{
+		v[0] = Int64GetDatum(kids[0]);
+		(void) pq_exec(&stmt_lock_child, v, NULL, 0);
+	}
+	else
+	{
+		v[0] = pq_int8_array(kids, nkids);
+		(void) pq_exec(&stmt_lock_children, v, NULL, 0);
+	}
 	SPI_freetuptable(SPI_tuptable);
 
 	for (int32 c = 1; c <= max_count; c++)

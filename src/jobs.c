@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "jobs.h"
@@ -24,6 +25,11 @@ static PQStatement stmt_lock_for_share = PQ_STATEMENT(
 	"SELECT id, status::text FROM procq.jobs WHERE id = ANY($1)"
 	" ORDER BY id FOR SHARE",
 	1, INT8ARRAYOID);
+
+/* the same for one job: planned once, unlike a statement with an array */
+static PQStatement stmt_lock_one_for_share = PQ_STATEMENT(
+	"SELECT id, status::text FROM procq.jobs WHERE id = $1 FOR SHARE",
+	1, INT8OID);
 
 static PQStatement stmt_failed_parent = PQ_STATEMENT(
 	"SELECT p.id, p.status::text FROM procq.job_dependencies d"
@@ -90,8 +96,15 @@ pq_job_status(int64 job_id)
 int
 pq_lock_jobs_for_share(Datum ids)
 {
+	ArrayType  *array = DatumGetArrayTypeP(ids);
 	Datum		v[1] = {ids};
 
+	if (ARR_NDIM(array) == 1 && ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) == 1 &&
+		!ARR_HASNULL(array))
+	{
+		v[0] = Int64GetDatum(((int64 *) ARR_DATA_PTR(array))[0]);
+		return pq_exec(&stmt_lock_one_for_share, v, NULL, 0);
+	}
 	return pq_exec(&stmt_lock_for_share, v, NULL, 0);
 }
 
