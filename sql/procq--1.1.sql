@@ -16,6 +16,23 @@ CREATE TYPE procq.job_status AS ENUM ('todo', 'doing', 'succeeded', 'failed', 'c
 COMMENT ON TYPE procq.job_status IS
     'todo: waiting or ready; doing: fetched by a worker; succeeded, failed, cancelled: final';
 
+-- The invariants of a row of procq.jobs, checked by its CHECK constraint
+-- jobs_row_valid (src/jobs.c).  One C call replaces the 13 CHECK constraints
+-- of procq 1.0, which PostgreSQL read and compiled again for every INSERT
+-- and UPDATE statement; a violation still fails with SQLSTATE 23514 and
+-- names the invariant as its 1.0 constraint did.  Like any CHECK constraint
+-- (and unlike a trigger) it cannot be turned off.  No SET clause: it runs
+-- no SQL, and a SET would cost a setting change per row.
+CREATE FUNCTION procq.jobs_row_check(
+    task text, queue text, status procq.job_status, attempts integer,
+    max_attempts integer, pending_parents integer, lock_blocked boolean,
+    delayed boolean, started_at timestamptz, lease_expires_at timestamptz,
+    finished_at timestamptz, result jsonb, scheduled_at timestamptz,
+    lock text, cancelled_by bigint)
+RETURNS boolean
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'procq_jobs_row_check';
+
 CREATE TABLE procq.jobs (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     queue            text NOT NULL DEFAULT 'default',
@@ -45,26 +62,17 @@ CREATE TABLE procq.jobs (
     lease_expires_at timestamptz,
     cancelled_by     bigint,
 
-    CONSTRAINT jobs_task_not_empty CHECK (task <> ''),
-    CONSTRAINT jobs_queue_not_empty CHECK (queue <> ''),
-    CONSTRAINT jobs_max_attempts_positive CHECK (max_attempts >= 1),
-    CONSTRAINT jobs_attempts_in_range CHECK (attempts BETWEEN 0 AND max_attempts),
-    CONSTRAINT jobs_todo_has_attempts_left CHECK (status <> 'todo' OR attempts < max_attempts),
-    CONSTRAINT jobs_pending_parents_not_negative CHECK (pending_parents >= 0),
-    CONSTRAINT jobs_doing_is_runnable CHECK (
-        status <> 'doing'
-        OR (pending_parents = 0 AND NOT lock_blocked AND attempts >= 1
-            AND started_at IS NOT NULL AND lease_expires_at IS NOT NULL)),
-    CONSTRAINT jobs_finished_iff_final CHECK (
-        (status IN ('succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL)),
-    CONSTRAINT jobs_result_only_on_success CHECK (result IS NULL OR status = 'succeeded'),
-    CONSTRAINT jobs_delayed_needs_schedule CHECK (
-        NOT delayed OR (status = 'todo' AND scheduled_at IS NOT NULL)),
-    CONSTRAINT jobs_lock_blocked_needs_lock CHECK (
-        NOT lock_blocked OR (status = 'todo' AND lock IS NOT NULL)),
-    CONSTRAINT jobs_lease_only_when_doing CHECK (lease_expires_at IS NULL OR status = 'doing'),
-    CONSTRAINT jobs_cancelled_by_only_when_cancelled CHECK (
-        cancelled_by IS NULL OR status = 'cancelled')
+    -- jobs_task_not_empty, jobs_queue_not_empty, jobs_max_attempts_positive,
+    -- jobs_attempts_in_range, jobs_todo_has_attempts_left,
+    -- jobs_pending_parents_not_negative, jobs_doing_is_runnable,
+    -- jobs_finished_iff_final, jobs_result_only_on_success,
+    -- jobs_delayed_needs_schedule, jobs_lock_blocked_needs_lock,
+    -- jobs_lease_only_when_doing, jobs_cancelled_by_only_when_cancelled
+    -- (see procq_jobs_row_check in src/jobs.c)
+    CONSTRAINT jobs_row_valid CHECK (procq.jobs_row_check(
+        task, queue, status, attempts, max_attempts, pending_parents,
+        lock_blocked, delayed, started_at, lease_expires_at, finished_at,
+        result, scheduled_at, lock, cancelled_by))
 );
 
 COMMENT ON TABLE procq.jobs IS 'procq jobs; create them with procq.defer or procq.defer_workflow';
@@ -320,28 +328,27 @@ COMMENT ON VIEW procq.worker_status IS
 -- Bookkeeping triggers (C: src/triggers.c, src/cascade.c, src/locks.c)
 ------------------------------------------------------------------------------
 
+-- The trigger functions run no SQL of their own before they pin
+-- search_path for the bookkeeping (src/triggers.c), so they need no SET
+-- clause: a statement that changes no status pays no setting change.
 CREATE FUNCTION procq.jobs_status_changed()
 RETURNS trigger
 LANGUAGE C
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_status_changed';
 
 CREATE FUNCTION procq.jobs_status_normalize()
 RETURNS trigger
 LANGUAGE C
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_status_normalize';
 
 CREATE FUNCTION procq.jobs_deleted()
 RETURNS trigger
 LANGUAGE C
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_deleted';
 
 CREATE FUNCTION procq.dependency_deleted()
 RETURNS trigger
 LANGUAGE C
-SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_dependency_deleted';
 
 -- A DBA may change a status with a plain UPDATE (SET status = 'cancelled');
@@ -355,18 +362,20 @@ CREATE TRIGGER jobs_status_normalize
 
 -- Any change of status (through the API or a DBA's UPDATE) releases,
 -- cancels or requeues dependents and moves lock queues along.  Taking a job
--- (todo -> doing) needs none of that.
+-- (todo -> doing) needs none of that.  Once per statement, over the
+-- statement's rows: one UPDATE that ends many jobs does its bookkeeping in
+-- a few set-based statements.
 CREATE TRIGGER jobs_status_changed
-    AFTER UPDATE OF status ON procq.jobs
-    FOR EACH ROW
-    WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.status <> 'doing')
+    AFTER UPDATE ON procq.jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT
     EXECUTE FUNCTION procq.jobs_status_changed();
 
--- A deleted live job with a lock hands the lock on.
+-- Deleted live jobs with a lock hand the lock on.
 CREATE TRIGGER jobs_deleted
     AFTER DELETE ON procq.jobs
-    FOR EACH ROW
-    WHEN (OLD.lock IS NOT NULL AND OLD.status IN ('todo', 'doing'))
+    REFERENCING OLD TABLE AS old_jobs
+    FOR EACH STATEMENT
     EXECUTE FUNCTION procq.jobs_deleted();
 
 -- A dependency row that disappears (its parent or child was deleted, or a
@@ -374,7 +383,8 @@ CREATE TRIGGER jobs_deleted
 -- cancels its dependents.
 CREATE TRIGGER dependency_deleted
     AFTER DELETE ON procq.job_dependencies
-    FOR EACH ROW
+    REFERENCING OLD TABLE AS old_dependencies
+    FOR EACH STATEMENT
     EXECUTE FUNCTION procq.dependency_deleted();
 
 ------------------------------------------------------------------------------
@@ -403,6 +413,8 @@ REVOKE ALL ON FUNCTION
     procq.dependency_deleted(),
     procq.fetch_jobs(integer, text[], text, text[]),
     procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]),
-    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text)
+    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text),
+    procq.jobs_row_check(text, text, procq.job_status, integer, integer, integer, boolean,
+        boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint)
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

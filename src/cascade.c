@@ -16,13 +16,29 @@
  * on their parent.  They look up children first and then change them by
  * primary key (id = ANY(...)): that plan stays right even before the table
  * has statistics, where a join could choose a full scan per graph level.
+ * The children of a set of jobs are read by a direct scan of the index
+ * job_dependencies_depends_on_idx (children_scan), which needs no planning:
+ * every job's end looks for children, and most have none.  Generic plans
+ * are no alternative: one made while the table was small scans it whole,
+ * and keeps doing so when it has grown.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "executor/tuptable.h"
+#include "nodes/value.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "args.h"
 #include "cascade.h"
@@ -31,20 +47,28 @@
 #include "procq.h"
 #include "spi_exec.h"
 
-static PQStatement stmt_children_of = PQ_STATEMENT(
-	"SELECT job_id, depends_on FROM procq.job_dependencies"
-	" WHERE depends_on = ANY($1) ORDER BY job_id",
+static PQStatement stmt_lock_children = PQ_STATEMENT(
+	"SELECT id FROM procq.jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
 	1, INT8ARRAYOID);
 
+/*
+ * The same for one child: parameters that are not arrays get a generic
+ * plan after a few calls, so a chain or a fan-in is not planned per job.
+ */
+static PQStatement stmt_lock_child = PQ_STATEMENT(
+	"SELECT id FROM procq.jobs WHERE id = $1 FOR NO KEY UPDATE",
+	1, INT8OID);
+
+static PQStatement stmt_release_child = PQ_STATEMENT(
+	"UPDATE procq.jobs SET pending_parents = pending_parents - $2"
+	" WHERE id = $1 RETURNING queue, " PQ_READY_COND,
+	2, INT8OID, INT4OID);
+
+/* $1: distinct children, locked, each with $2 parents that just succeeded */
 static PQStatement stmt_release_children = PQ_STATEMENT(
-	"WITH children AS (SELECT id FROM procq.jobs WHERE id = ANY($1)"
-	"  ORDER BY id FOR NO KEY UPDATE),"
-	" released AS (UPDATE procq.jobs j"
-	"  SET pending_parents = j.pending_parents - 1"
-	"  FROM children c WHERE j.id = ANY($1) AND j.id = c.id"
-	"  RETURNING j.queue, j." PQ_READY_COND " AS ready)"
-	" SELECT DISTINCT queue FROM released WHERE ready",
-	1, INT8ARRAYOID);
+	"UPDATE procq.jobs SET pending_parents = pending_parents - $2"
+	" WHERE id = ANY($1) RETURNING queue, " PQ_READY_COND,
+	2, INT8ARRAYOID, INT4OID);
 
 static PQStatement stmt_cancel_children = PQ_STATEMENT(
 	"UPDATE procq.jobs j SET status = 'cancelled',"
@@ -96,62 +120,279 @@ static PQStatement stmt_reblame = PQ_STATEMENT(
 	" WHERE j.id = ANY($1) AND j.id = c.id",
 	3, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID);
 
+/* A dependency row: a child and one of its parents. */
+typedef struct DepPair
+{
+	int64		child;
+	int64		parent;
+} DepPair;
+
+/*
+ * cmp_dep_pairs orders DepPairs by child, then parent.
+ */
+static int
+cmp_dep_pairs(const void *a, const void *b)
+{
+	const DepPair *x = (const DepPair *) a;
+	const DepPair *y = (const DepPair *) b;
+
+	if (x->child != y->child)
+		return x->child < y->child ? -1 : 1;
+	if (x->parent != y->parent)
+		return x->parent < y->parent ? -1 : 1;
+	return 0;
+}
+
+/*
+ * cmp_int64 orders int64s.
+ */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * children_scan finds the dependency rows whose parent is in parents, as
+ * of a snapshot taken now (like pq_exec's statements), by a scan of the
+ * index job_dependencies_depends_on_idx per parent; with stop_at_first,
+ * only whether each parent has one.  Returns the rows as DepPairs, sorted
+ * by child and parent, and their number in *n.
+ */
+static DepPair *
+children_scan(PQIdList *parents, bool stop_at_first, int *n)
+{
+	Oid			nsp = get_namespace_oid("procq", false);
+	Oid			relid = get_relname_relid("job_dependencies", nsp);
+	Oid			indexid = get_relname_relid("job_dependencies_depends_on_idx", nsp);
+	Relation	rel;
+	Relation	index;
+	Snapshot	snapshot;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	AttrNumber	child_att;
+	AttrNumber	parent_att;
+	DepPair    *pairs;
+	int			cap = 16;
+
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "procq: index job_dependencies_depends_on_idx does not exist");
+
+	rel = table_open(relid, AccessShareLock);
+	index = index_open(indexid, AccessShareLock);
+	child_att = SPI_fnumber(RelationGetDescr(rel), "job_id");
+	parent_att = SPI_fnumber(RelationGetDescr(rel), "depends_on");
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	pairs = palloc(sizeof(DepPair) * cap);
+	*n = 0;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(0));
+	scan = index_beginscan(rel, index, snapshot, 1, 0);
+	for (int i = 0; i < parents->n; i++)
+	{
+		key.sk_argument = Int64GetDatum(parents->ids[i]);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+
+			if (*n == cap)
+			{
+				cap *= 2;
+				pairs = repalloc(pairs, sizeof(DepPair) * cap);
+			}
+			pairs[*n].child = DatumGetInt64(slot_getattr(slot, child_att, &isnull));
+			pairs[*n].parent = DatumGetInt64(slot_getattr(slot, parent_att, &isnull));
+			(*n)++;
+			if (stop_at_first)
+				break;
+		}
+	}
+	index_endscan(scan);
+
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	qsort(pairs, *n, sizeof(DepPair), cmp_dep_pairs);
+	return pairs;
+}
+
 /*
  * children_of finds the dependency rows whose parent is in parents, and
  * returns the children and their parent as two parallel bigint[] Datums
- * (a child with two parents among them appears twice).  Returns false when
- * there are none.
+ * ordered by child (a child with two parents among them appears twice).
+ * Returns false when there are none.
  */
 static bool
 children_of(PQIdList *parents, Datum *children, Datum *their_parents)
 {
-	Datum		v[1];
-	PQIdList	kids = {0};
-	PQIdList	ps = {0};
 	int			n;
+	DepPair    *pairs = children_scan(parents, false, &n);
+	int64	   *kids;
+	int64	   *ps;
 
-	v[0] = pq_int8_array(parents->ids, parents->n);
-	n = pq_exec(&stmt_children_of, v, NULL, 0);
+	if (n == 0)
+	{
+		pfree(pairs);
+		return false;
+	}
+	kids = palloc(sizeof(int64) * n);
+	ps = palloc(sizeof(int64) * n);
 	for (int i = 0; i < n; i++)
 	{
-		bool		isnull;
-
-		pq_idlist_add(&kids, DatumGetInt64(pq_get_attr(i, 1, &isnull)));
-		pq_idlist_add(&ps, DatumGetInt64(pq_get_attr(i, 2, &isnull)));
+		kids[i] = pairs[i].child;
+		ps[i] = pairs[i].parent;
 	}
-	SPI_freetuptable(SPI_tuptable);
-	pfree(DatumGetPointer(v[0]));
-	if (n == 0)
-		return false;
-	*children = pq_int8_array(kids.ids, kids.n);
-	*their_parents = pq_int8_array(ps.ids, ps.n);
-	pfree(kids.ids);
-	pfree(ps.ids);
+	*children = pq_int8_array(kids, n);
+	*their_parents = pq_int8_array(ps, n);
+	pfree(kids);
+	pfree(ps);
+	pfree(pairs);
 	return true;
 }
 
 /*
- * pq_release_children decrements pending_parents of every child of a job
- * that just succeeded, and notifies the queues of children that became
- * ready.  The children are locked in id order, so that parents finishing
- * at once cannot deadlock on them; the second of two such parents waits
- * for the first and sees its decrement: the child is released exactly
- * once.
+ * release_children_by decrements pending_parents of the children in kids
+ * (distinct, locked) by n, and notifies the queues of children that became
+ * ready.
+ */
+static void
+release_children_by(PQIdList *kids, int32 n)
+{
+	Datum		r[2];
+	int			nrows;
+	List	   *queues = NIL;
+
+	r[0] = kids->n == 1 ? Int64GetDatum(kids->ids[0])
+		: pq_int8_array(kids->ids, kids->n);
+	r[1] = Int32GetDatum(n);
+	nrows = pq_exec(kids->n == 1 ? &stmt_release_child : &stmt_release_children,
+					r, NULL, 0);
+	for (int i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(pq_get_attr(i, 2, &isnull)))
+			queues = list_append_unique(queues, makeString(pq_get_text(i, 1)));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	if (kids->n > 1)
+		pfree(DatumGetPointer(r[0]));
+	for (int i = 0; i < list_length(queues); i++)
+		pq_notify_ready(strVal(list_nth(queues, i)));
+}
+
+/*
+ * pq_release_children_of decrements pending_parents of every child of the
+ * jobs in parents, which have just succeeded, by the number of its parents
+ * among them, and notifies the queues of children that became ready.  The
+ * children are locked first, in id order, in one statement, so that
+ * parents finishing at once cannot deadlock on them; the second of two
+ * such transactions waits for the first and then sees its decrement (each
+ * statement takes a new snapshot): a child is released exactly once.
+ * Then one statement decrements all the children with one parent among
+ * them, one more each other number of parents.  Both statements are
+ * lookups by primary key, planned once.
+ */
+void
+pq_release_children_of(PQIdList *parents)
+{
+	Datum		v[1];
+	int64	   *kids;
+	int32	   *counts;
+	int			nkids = 0;
+	int32		max_count = 0;
+	int			n;
+	DepPair    *pairs = children_scan(parents, false, &n);
+
+	if (n == 0)
+		return;
+
+	/* the pairs are ordered by child: count each child's rows */
+	kids = palloc(sizeof(int64) * n);
+	counts = palloc(sizeof(int32) * n);
+	for (int i = 0; i < n; i++)
+	{
+		int64		child = pairs[i].child;
+
+		if (nkids > 0 && kids[nkids - 1] == child)
+			counts[nkids - 1]++;
+		else
+		{
+			kids[nkids] = child;
+			counts[nkids++] = 1;
+		}
+		max_count = Max(max_count, counts[nkids - 1]);
+	}
+	pfree(pairs);
+
+	if (nkids == 1)
+	{
+		v[0] = Int64GetDatum(kids[0]);
+		(void) pq_exec(&stmt_lock_child, v, NULL, 0);
+	}
+	else
+	{
+		v[0] = pq_int8_array(kids, nkids);
+		(void) pq_exec(&stmt_lock_children, v, NULL, 0);
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	for (int32 c = 1; c <= max_count; c++)
+	{
+		PQIdList	with_c = {0};
+
+		for (int i = 0; i < nkids; i++)
+			if (counts[i] == c)
+				pq_idlist_add(&with_c, kids[i]);
+		if (with_c.n > 0)
+			release_children_by(&with_c, c);
+		if (with_c.ids)
+			pfree(with_c.ids);
+	}
+}
+
+/*
+ * pq_release_children is pq_release_children_of for one parent.
  */
 void
 pq_release_children(int64 parent)
 {
 	PQIdList	parents = {0};
-	Datum		v[2];
-	int			nqueues;
 
 	pq_idlist_add(&parents, parent);
-	if (!children_of(&parents, &v[0], &v[1]))
-		return;
-	nqueues = pq_exec(&stmt_release_children, v, NULL, 0);
-	for (int i = 0; i < nqueues; i++)
-		pq_notify_ready(pq_get_text(i, 1));
-	SPI_freetuptable(SPI_tuptable);
+	pq_release_children_of(&parents);
+}
+
+/*
+ * pq_parents_with_children returns those of the jobs in ids that have
+ * children, in the order of ids.
+ */
+PQIdList
+pq_parents_with_children(PQIdList *ids)
+{
+	PQIdList	with = {0};
+	int			n;
+	DepPair    *pairs = children_scan(ids, true, &n);
+	int64	   *has = palloc(sizeof(int64) * Max(n, 1));
+
+	/* at most one pair per parent: sort the parents, then look them up */
+	for (int i = 0; i < n; i++)
+		has[i] = pairs[i].parent;
+	qsort(has, n, sizeof(int64), cmp_int64);
+	for (int i = 0; i < ids->n; i++)
+		if (bsearch(&ids->ids[i], has, n, sizeof(int64), cmp_int64) != NULL)
+			pq_idlist_add(&with, ids->ids[i]);
+	pfree(has);
+	pfree(pairs);
+	return with;
 }
 
 /*

@@ -10,7 +10,11 @@
 
 #include "postgres.h"
 
+#include "args.h"
+
 extern void pq_release_children(int64 parent);
+extern void pq_release_children_of(PQIdList *parents);
+extern PQIdList pq_parents_with_children(PQIdList *ids);
 extern void pq_cancel_descendants(int64 root, const char *first, const char *deeper);
 extern void pq_revive_descendants(int64 root);
 

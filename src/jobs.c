@@ -8,6 +8,10 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
 #include "jobs.h"
 #include "procq.h"
 #include "spi_exec.h"
@@ -21,6 +25,11 @@ static PQStatement stmt_lock_for_share = PQ_STATEMENT(
 	"SELECT id, status::text FROM procq.jobs WHERE id = ANY($1)"
 	" ORDER BY id FOR SHARE",
 	1, INT8ARRAYOID);
+
+/* the same for one job: planned once, unlike a statement with an array */
+static PQStatement stmt_lock_one_for_share = PQ_STATEMENT(
+	"SELECT id, status::text FROM procq.jobs WHERE id = $1 FOR SHARE",
+	1, INT8OID);
 
 static PQStatement stmt_failed_parent = PQ_STATEMENT(
 	"SELECT p.id, p.status::text FROM procq.job_dependencies d"
@@ -87,8 +96,15 @@ pq_job_status(int64 job_id)
 int
 pq_lock_jobs_for_share(Datum ids)
 {
+	ArrayType  *array = DatumGetArrayTypeP(ids);
 	Datum		v[1] = {ids};
 
+	if (ARR_NDIM(array) == 1 && ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array)) == 1 &&
+		!ARR_HASNULL(array))
+	{
+		v[0] = Int64GetDatum(((int64 *) ARR_DATA_PTR(array))[0]);
+		return pq_exec(&stmt_lock_one_for_share, v, NULL, 0);
+	}
 	return pq_exec(&stmt_lock_for_share, v, NULL, 0);
 }
 
@@ -107,4 +123,150 @@ pq_job_failed_parent(int64 job_id, int64 *parent, char **status)
 	*parent = DatumGetInt64(pq_get_attr(0, 1, &isnull));
 	*status = pq_get_text(0, 2);
 	return true;
+}
+
+/*
+ * Arguments of procq.jobs_row_check(), in the order of its declaration.
+ */
+enum
+{
+	CHECK_TASK,
+	CHECK_QUEUE,
+	CHECK_STATUS,
+	CHECK_ATTEMPTS,
+	CHECK_MAX_ATTEMPTS,
+	CHECK_PENDING_PARENTS,
+	CHECK_LOCK_BLOCKED,
+	CHECK_DELAYED,
+	CHECK_STARTED_AT,
+	CHECK_LEASE_EXPIRES_AT,
+	CHECK_FINISHED_AT,
+	CHECK_RESULT,
+	CHECK_SCHEDULED_AT,
+	CHECK_LOCK,
+	CHECK_CANCELLED_BY
+};
+
+/*
+ * invariant_broken reports that a row of procq.jobs breaks the invariant
+ * name, with the message and SQLSTATE of a failed CHECK constraint of that
+ * name (procq 1.0 had one constraint per invariant).
+ */
+static void
+invariant_broken(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("new row for relation \"jobs\" violates check constraint \"%s\"", name),
+			 errdetail("The CHECK constraint jobs_row_valid of procq.jobs checks invariant %s.", name)));
+}
+
+/*
+ * procq.jobs_row_check(task, queue, status, ...): the invariants of a row
+ * of procq.jobs, checked by its one CHECK constraint jobs_row_valid.
+ *
+ * PostgreSQL reads and compiles each CHECK constraint of a table again
+ * for every INSERT and UPDATE statement; thirteen expressions cost more
+ * than the single-row statements of the API themselves.  One call of this
+ * function costs a fraction of that, and a CHECK constraint, unlike a
+ * trigger, cannot be disabled: a DBA cannot write an impossible row.
+ * Every invariant returns the error of its procq 1.0 constraint, checked
+ * in the same order (by name).  NULL in a NOT NULL column cannot reach us
+ * (NOT NULL is checked first); as in SQL, it would pass.
+ */
+PG_FUNCTION_INFO_V1(procq_jobs_row_check);
+
+/* The job_status values the row check compares with, per calling query. */
+typedef struct StatusOids
+{
+	Oid			todo;
+	Oid			doing;
+	Oid			succeeded;
+	Oid			cancelled;
+} StatusOids;
+
+/*
+ * status_oids returns the OIDs of the job_status labels, looked up once per
+ * query that calls the row check (kept in fn_extra), so that each row
+ * compares OIDs instead of converting its status to text.
+ */
+static StatusOids *
+status_oids(FunctionCallInfo fcinfo)
+{
+	StatusOids *oids = (StatusOids *) fcinfo->flinfo->fn_extra;
+
+	if (oids == NULL)
+	{
+		Oid			type = get_fn_expr_argtype(fcinfo->flinfo, CHECK_STATUS);
+
+		if (!OidIsValid(type))
+			elog(ERROR, "procq.jobs_row_check: could not determine the type of status");
+		oids = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(StatusOids));
+		oids->todo = DatumGetObjectId(DirectFunctionCall2(enum_in, CStringGetDatum("todo"),
+														  ObjectIdGetDatum(type)));
+		oids->doing = DatumGetObjectId(DirectFunctionCall2(enum_in, CStringGetDatum("doing"),
+														   ObjectIdGetDatum(type)));
+		oids->succeeded = DatumGetObjectId(DirectFunctionCall2(enum_in, CStringGetDatum("succeeded"),
+															   ObjectIdGetDatum(type)));
+		oids->cancelled = DatumGetObjectId(DirectFunctionCall2(enum_in, CStringGetDatum("cancelled"),
+															   ObjectIdGetDatum(type)));
+		fcinfo->flinfo->fn_extra = oids;
+	}
+	return oids;
+}
+
+Datum
+procq_jobs_row_check(PG_FUNCTION_ARGS)
+{
+	StatusOids *oids;
+	Oid			status;
+	bool		todo;
+	bool		doing;
+	bool		final;
+	int32		attempts;
+	int32		max_attempts;
+
+	for (int i = CHECK_TASK; i <= CHECK_DELAYED; i++)
+		if (PG_ARGISNULL(i))
+			PG_RETURN_BOOL(true);
+
+	oids = status_oids(fcinfo);
+	status = PG_GETARG_OID(CHECK_STATUS);
+	todo = status == oids->todo;
+	doing = status == oids->doing;
+	final = !todo && !doing;
+	attempts = PG_GETARG_INT32(CHECK_ATTEMPTS);
+	max_attempts = PG_GETARG_INT32(CHECK_MAX_ATTEMPTS);
+
+	if (attempts < 0 || attempts > max_attempts)
+		invariant_broken("jobs_attempts_in_range");
+	if (!PG_ARGISNULL(CHECK_CANCELLED_BY) && status != oids->cancelled)
+		invariant_broken("jobs_cancelled_by_only_when_cancelled");
+	if (PG_GETARG_BOOL(CHECK_DELAYED) && !(todo && !PG_ARGISNULL(CHECK_SCHEDULED_AT)))
+		invariant_broken("jobs_delayed_needs_schedule");
+	if (doing && !(PG_GETARG_INT32(CHECK_PENDING_PARENTS) == 0 &&
+				   !PG_GETARG_BOOL(CHECK_LOCK_BLOCKED) && attempts >= 1 &&
+				   !PG_ARGISNULL(CHECK_STARTED_AT) &&
+				   !PG_ARGISNULL(CHECK_LEASE_EXPIRES_AT)))
+		invariant_broken("jobs_doing_is_runnable");
+	if (final != !PG_ARGISNULL(CHECK_FINISHED_AT))
+		invariant_broken("jobs_finished_iff_final");
+	if (!PG_ARGISNULL(CHECK_LEASE_EXPIRES_AT) && !doing)
+		invariant_broken("jobs_lease_only_when_doing");
+	if (PG_GETARG_BOOL(CHECK_LOCK_BLOCKED) && !(todo && !PG_ARGISNULL(CHECK_LOCK)))
+		invariant_broken("jobs_lock_blocked_needs_lock");
+	if (max_attempts < 1)
+		invariant_broken("jobs_max_attempts_positive");
+	if (PG_GETARG_INT32(CHECK_PENDING_PARENTS) < 0)
+		invariant_broken("jobs_pending_parents_not_negative");
+	if (VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(CHECK_QUEUE)) == 0)
+		invariant_broken("jobs_queue_not_empty");
+	if (!PG_ARGISNULL(CHECK_RESULT) && status != oids->succeeded)
+		invariant_broken("jobs_result_only_on_success");
+	if (VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(CHECK_TASK)) == 0)
+		invariant_broken("jobs_task_not_empty");
+	if (todo && attempts >= max_attempts)
+		invariant_broken("jobs_todo_has_attempts_left");
+
+	PG_RETURN_BOOL(true);
 }

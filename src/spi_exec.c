@@ -32,6 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -108,9 +109,32 @@ prepare(PQStatement *stmt)
 }
 
 /*
+ * modifies_table says whether a plan's statement is an INSERT, UPDATE or
+ * DELETE (not a SELECT, even one with data-modifying WITH queries).
+ */
+static bool
+modifies_table(SPIPlanPtr plan)
+{
+	ListCell   *lc;
+
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *source = (CachedPlanSource *) lfirst(lc);
+
+		if (source->commandTag != CMDTAG_SELECT)
+			return true;
+	}
+	return false;
+}
+
+/*
  * pq_exec runs an internal statement as the owner of procq's tables, with
  * a snapshot taken now, and returns the number of rows it processed; the
- * rows themselves are in SPI_tuptable.  count limits the rows (0: all).
+ * rows themselves are in SPI_tuptable.  count limits the rows (0: all) of a
+ * SELECT; an INSERT, UPDATE or DELETE always runs to completion, since an
+ * executor stopped after count rows of RETURNING would neither change the
+ * remaining rows nor fire the statement's AFTER STATEMENT triggers (the
+ * bookkeeping, src/triggers.c).
  *
  * If the statement fails, the error aborts the (sub)transaction, which
  * also restores the user id and the search_path we switched away from.
@@ -138,6 +162,8 @@ pq_exec(PQStatement *stmt, Datum *values, const char *nulls, long count)
 								 GUC_ACTION_SAVE, true, 0, false);
 	}
 	plan = prepare(stmt);
+	if (count != 0 && modifies_table(plan))
+		count = 0;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(pq_owner,

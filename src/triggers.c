@@ -9,6 +9,13 @@
  * must not trigger it again (the walk handles them); bookkeeping_depth
  * says so.
  *
+ * The AFTER triggers fire once per statement and read the statement's rows
+ * from its transition tables, directly (no SPI), so that a statement that
+ * ends a hundred jobs does its bookkeeping in a few set-based statements,
+ * and one that changes no status (a claim, a heartbeat) costs no query.
+ * The rows are taken in the order the statement changed them, which is the
+ * order in which row-level triggers would have seen them.
+ *
  * Global state: bookkeeping_depth.
  *
  *-------------------------------------------------------------------------
@@ -17,10 +24,15 @@
 
 #include "access/htup_details.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "catalog/namespace.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "args.h"
 #include "cascade.h"
@@ -102,23 +114,93 @@ job_row_from(HeapTuple tuple, TupleDesc desc)
 
 /*
  * trigger_data checks that a trigger function was called the way the
- * install script declares it (AFTER or BEFORE, FOR EACH ROW), and returns
- * its TriggerData.
+ * install script declares it, and returns its TriggerData.  The AFTER
+ * triggers are AFTER ... FOR EACH STATEMENT with transition tables since
+ * procq 1.1, and FOR EACH ROW in the definitions of procq 1.0, which this
+ * library still serves until ALTER EXTENSION procq UPDATE.  The BEFORE
+ * trigger is FOR EACH ROW.
  */
 static TriggerData *
 trigger_data(FunctionCallInfo fcinfo, const char *name, bool after)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	bool		ok;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		(after ? !TRIGGER_FIRED_AFTER(trigdata->tg_event)
-		 : !TRIGGER_FIRED_BEFORE(trigdata->tg_event)) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ok = false;
+	else if (after)
+		ok = TRIGGER_FIRED_AFTER(trigdata->tg_event) &&
+			(TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+			 (trigdata->tg_oldtable != NULL &&
+			  (!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
+			   trigdata->tg_newtable != NULL)));
+	else
+		ok = TRIGGER_FIRED_BEFORE(trigdata->tg_event) &&
+			TRIGGER_FIRED_FOR_ROW(trigdata->tg_event);
+	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be fired as an %s ... FOR EACH ROW trigger",
-						name, after ? "AFTER" : "BEFORE")));
+				 errmsg("%s must be fired as %s", name,
+						after ? "an AFTER ... FOR EACH STATEMENT trigger with transition tables"
+						: "a BEFORE ... FOR EACH ROW trigger")));
 	return trigdata;
+}
+
+/*
+ * TransitionReader reads the rows of a transition table in the order the
+ * statement stored them.
+ */
+typedef struct TransitionReader
+{
+	Tuplestorestate *store;
+	int			readptr;
+	TupleTableSlot *slot;
+} TransitionReader;
+
+/*
+ * transition_open starts reading a transition table with a read pointer of
+ * our own, so that other readers of the same table are not disturbed.
+ */
+static void
+transition_open(TransitionReader *reader, Tuplestorestate *store, TupleDesc desc)
+{
+	reader->store = store;
+	reader->readptr = tuplestore_alloc_read_pointer(store, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(store, reader->readptr);
+	tuplestore_rescan(store);
+	reader->slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+}
+
+/*
+ * transition_next reads the next row of a transition table into the
+ * reader's slot (valid until the next call); false after the last.
+ */
+static bool
+transition_next(TransitionReader *reader)
+{
+	tuplestore_select_read_pointer(reader->store, reader->readptr);
+	return tuplestore_gettupleslot(reader->store, true, false, reader->slot);
+}
+
+/*
+ * transition_tuple returns a copy of the row transition_next read, in the
+ * current memory context.
+ */
+static HeapTuple
+transition_tuple(TransitionReader *reader)
+{
+	bool		should_free;
+
+	return ExecFetchSlotHeapTuple(reader->slot, false, &should_free);
+}
+
+/*
+ * transition_close ends the reading of a transition table.
+ */
+static void
+transition_close(TransitionReader *reader)
+{
+	ExecDropSingleTupleTableSlot(reader->slot);
 }
 
 /* Columns that procq_jobs_status_normalize may set, and their values. */
@@ -228,69 +310,160 @@ procq_jobs_status_normalize(PG_FUNCTION_ARGS)
 	return PointerGetDatum(tuple);
 }
 
+/* A job whose status a statement changed, as the status trigger sees it. */
+typedef struct StatusChange
+{
+	char	   *old_status;
+	JobRow		new;
+} StatusChange;
+
 /*
- * status_changed does what a job's change of status means for the other
- * jobs.  Called from the status trigger with SPI connected.
+ * check_status_change refuses a change of status that must not happen to
+ * a job that has succeeded.
  */
 static void
-status_changed(JobRow *old, JobRow *new)
+check_status_change(StatusChange *change)
 {
-	bool		from_final_failure = strcmp(old->status, "failed") == 0 ||
-		strcmp(old->status, "cancelled") == 0;
-
-	if (strcmp(old->status, "succeeded") == 0)
+	if (strcmp(change->old_status, "succeeded") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job %lld has succeeded and cannot change status",
-						(long long) old->id),
+						(long long) change->new.id),
 				 errdetail("Its children may already have run."),
 				 errhint("Defer a new job to run the task again.")));
-
-	if (strcmp(new->status, "succeeded") == 0)
-		pq_release_children(new->id);
-	else if (strcmp(new->status, "failed") == 0)
-		pq_cancel_descendants(new->id, "failed",
-							  psprintf("was cancelled (job %lld failed)", (long long) new->id));
-	else if (strcmp(new->status, "cancelled") == 0)
-		pq_cancel_descendants(new->id, "was cancelled",
-							  psprintf("was cancelled (job %lld was cancelled)", (long long) new->id));
-	else if (strcmp(new->status, "todo") == 0 && from_final_failure)
-	{
-		int64		parent;
-		char	   *parent_status;
-
-		if (pq_job_failed_parent(new->id, &parent, &parent_status))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("job %lld cannot go back to todo while its parent job %lld is %s",
-							(long long) new->id, (long long) parent, parent_status),
-					 errhint("Retry job %lld instead: that requeues its cancelled descendants too.",
-							 (long long) parent)));
-		pq_revive_descendants(new->id);
-	}
-
-	if (new->lock != NULL)
-	{
-		/* The hand-off decides whether the job may run now. */
-		PQJobInfo	info;
-
-		pq_refresh_lock(new->lock);
-		if (strcmp(new->status, "todo") == 0 &&
-			pq_job_lookup(new->id, &info) && info.ready)
-			pq_notify_ready(new->queue);
-	}
-	else if (new->ready)
-		pq_notify_ready(new->queue);
 }
 
 /*
- * run_bookkeeping runs fn(arg1, arg2) with SPI connected and the
- * bookkeeping depth raised, restoring the depth if an error escapes (a
- * caller may catch the error in a subtransaction and go on).
+ * requeued_from_failure does what putting a failed or cancelled job back
+ * to todo means: it must not still have a failed or cancelled parent, and
+ * the descendants cancelled through it come back.
+ */
+static void
+requeued_from_failure(int64 id)
+{
+	int64		parent;
+	char	   *parent_status;
+
+	if (pq_job_failed_parent(id, &parent, &parent_status))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld cannot go back to todo while its parent job %lld is %s",
+						(long long) id, (long long) parent, parent_status),
+				 errhint("Retry job %lld instead: that requeues its cancelled descendants too.",
+						 (long long) parent)));
+	pq_revive_descendants(id);
+}
+
+/*
+ * statuses_changed does what the changes of status of one statement (a
+ * List of StatusChange, in the statement's order) mean for the other jobs,
+ * with the same result as doing it for each job in turn:
+ *
+ *	- the children of all the jobs that succeeded are released in one
+ *	  statement (releases only count down pending_parents, so they commute
+ *	  with each other and with the cancellations);
+ *	- the descendants of each job that failed or was cancelled are
+ *	  cancelled, job by job in the statement's order, so that a descendant
+ *	  of two of them is blamed on the first, as before; jobs without
+ *	  children (most of them) are sorted out by one statement first;
+ *	- a failed or cancelled job put back to todo revives its descendants;
+ *	- each lock queue that one of the jobs is in moves along once, after
+ *	  all of that (the hand-off only depends on the queue's final state).
+ *
+ * Called with SPI connected.
+ */
+static void
+statuses_changed(List *changes)
+{
+	PQIdList	succeeded = {0};
+	PQIdList	ended = {0};
+	PQIdList	with_children = {0};
+	List	   *locks = NIL;
+	int			next_with_children = 0;
+	ListCell   *lc;
+
+	foreach(lc, changes)
+	{
+		StatusChange *change = (StatusChange *) lfirst(lc);
+
+		check_status_change(change);
+		if (strcmp(change->new.status, "succeeded") == 0)
+			pq_idlist_add(&succeeded, change->new.id);
+		else if (strcmp(change->new.status, "failed") == 0 ||
+				 strcmp(change->new.status, "cancelled") == 0)
+			pq_idlist_add(&ended, change->new.id);
+		if (change->new.lock != NULL)
+			locks = lappend(locks, change->new.lock);
+	}
+
+	if (succeeded.n > 0)
+		pq_release_children_of(&succeeded);
+	if (ended.n > 0)
+		with_children = pq_parents_with_children(&ended);
+
+	foreach(lc, changes)
+	{
+		StatusChange *change = (StatusChange *) lfirst(lc);
+		JobRow	   *new = &change->new;
+		bool		failed = strcmp(new->status, "failed") == 0;
+
+		if (failed || strcmp(new->status, "cancelled") == 0)
+		{
+			/* with_children is in the order of ended, a subsequence */
+			if (next_with_children < with_children.n &&
+				with_children.ids[next_with_children] == new->id)
+			{
+				next_with_children++;
+				pq_cancel_descendants(new->id, failed ? "failed" : "was cancelled",
+									  psprintf("was cancelled (job %lld %s)",
+											   (long long) new->id,
+											   failed ? "failed" : "was cancelled"));
+			}
+		}
+		else if (strcmp(new->status, "todo") == 0 &&
+				 (strcmp(change->old_status, "failed") == 0 ||
+				  strcmp(change->old_status, "cancelled") == 0))
+			requeued_from_failure(new->id);
+	}
+
+	/* The hand-offs decide whether jobs with a lock may run now. */
+	pq_refresh_locks(locks);
+
+	foreach(lc, changes)
+	{
+		JobRow	   *new = &((StatusChange *) lfirst(lc))->new;
+		PQJobInfo	info;
+
+		if (new->lock != NULL)
+		{
+			if (strcmp(new->status, "todo") == 0 &&
+				pq_job_lookup(new->id, &info) && info.ready)
+				pq_notify_ready(new->queue);
+		}
+		else if (new->ready)
+			pq_notify_ready(new->queue);
+	}
+}
+
+/*
+ * run_bookkeeping runs fn(arg1, arg2) with SPI connected, search_path
+ * pinned (once for all the statements it runs) and the bookkeeping depth
+ * raised, restoring the depth if an error escapes (a caller may catch the
+ * error in a subtransaction and go on); the error's (sub)transaction abort
+ * restores search_path.
  */
 static void
 run_bookkeeping(void (*fn) (void *, void *), void *arg1, void *arg2)
 {
+	volatile int gucnest = -1;
+
+	if (strcmp(namespace_search_path, "pg_catalog, pg_temp") != 0)
+	{
+		gucnest = NewGUCNestLevel();
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
 	pq_connect();
 	bookkeeping_depth++;
 	PG_TRY();
@@ -303,63 +476,132 @@ run_bookkeeping(void (*fn) (void *, void *), void *arg1, void *arg2)
 	}
 	PG_END_TRY();
 	pq_finish();
+	if (gucnest >= 0)
+		AtEOXact_GUC(true, gucnest);
 }
 
 /*
- * status_changed_cb adapts status_changed to run_bookkeeping.
+ * statuses_changed_cb adapts statuses_changed to run_bookkeeping.
  */
 static void
-status_changed_cb(void *old, void *new)
+statuses_changed_cb(void *changes, void *unused)
 {
-	status_changed((JobRow *) old, (JobRow *) new);
+	statuses_changed((List *) changes);
 }
 
 /*
- * procq.jobs_status_changed(): AFTER UPDATE OF status ON procq.jobs.
+ * procq.jobs_status_changed(): AFTER UPDATE ON procq.jobs FOR EACH
+ * STATEMENT, with the statement's old and new rows.
  *
- * Fires (per its WHEN clause) when a job's status changed to anything but
- * doing.  Does nothing for the changes bookkeeping itself makes.
+ * Does the bookkeeping of the jobs whose status the statement changed to
+ * anything but doing (taking a job needs none).  Does nothing for the
+ * changes bookkeeping itself makes.
  */
 Datum
 procq_jobs_status_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_status_changed", true);
 	TupleDesc	desc = trigdata->tg_relation->rd_att;
-	JobRow		old;
-	JobRow		new;
+	int			status_att = SPI_fnumber(desc, "status");
+	TransitionReader olds;
+	TransitionReader news;
+	List	   *changes = NIL;
 
 	if (bookkeeping_depth > 0)
 		return PointerGetDatum(NULL);
 
-	old = job_row_from(trigdata->tg_trigtuple, desc);
-	new = job_row_from(trigdata->tg_newtuple, desc);
-	run_bookkeeping(status_changed_cb, &old, &new);
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		/* procq 1.0's row trigger: its WHEN clause chose the row */
+		StatusChange *change = palloc(sizeof(StatusChange));
+
+		change->new = job_row_from(trigdata->tg_newtuple, desc);
+		change->old_status = SPI_getvalue(trigdata->tg_trigtuple, desc, status_att);
+		run_bookkeeping(statuses_changed_cb, list_make1(change), NULL);
+		return PointerGetDatum(NULL);
+	}
+
+	/* the old and the new table hold the rows in the same order */
+	transition_open(&olds, trigdata->tg_oldtable, desc);
+	transition_open(&news, trigdata->tg_newtable, desc);
+	while (transition_next(&olds) && transition_next(&news))
+	{
+		bool		isnull;
+		Datum		old_status = slot_getattr(olds.slot, status_att, &isnull);
+		Datum		new_status = slot_getattr(news.slot, status_att, &isnull);
+		StatusChange *change;
+
+		if (DatumGetObjectId(old_status) == DatumGetObjectId(new_status))
+			continue;
+		change = palloc(sizeof(StatusChange));
+		change->new = job_row_from(transition_tuple(&news), desc);
+		if (strcmp(change->new.status, "doing") == 0)
+		{
+			pfree(change);
+			continue;
+		}
+		change->old_status = SPI_getvalue(transition_tuple(&olds), desc, status_att);
+		changes = lappend(changes, change);
+	}
+	transition_close(&olds);
+	transition_close(&news);
+
+	if (changes != NIL)
+		run_bookkeeping(statuses_changed_cb, changes, NULL);
 
 	return PointerGetDatum(NULL);
 }
 
 /*
- * refresh_lock_cb adapts pq_refresh_lock to run_bookkeeping.
+ * refresh_locks_cb adapts pq_refresh_locks to run_bookkeeping.
  */
 static void
-refresh_lock_cb(void *lock, void *unused)
+refresh_locks_cb(void *locks, void *unused)
 {
-	pq_refresh_lock((const char *) lock);
+	pq_refresh_locks((List *) locks);
 }
 
 /*
- * procq.jobs_deleted(): AFTER DELETE ON procq.jobs, for live jobs with a
- * lock: the lock queue moves along.
+ * procq.jobs_deleted(): AFTER DELETE ON procq.jobs FOR EACH STATEMENT,
+ * with the deleted rows: the lock queues of live jobs that were deleted
+ * move along, each once.
  */
 Datum
 procq_jobs_deleted(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_deleted", true);
-	JobRow		old = job_row_from(trigdata->tg_trigtuple,
-								   trigdata->tg_relation->rd_att);
+	TupleDesc	desc = trigdata->tg_relation->rd_att;
+	int			lock_att = SPI_fnumber(desc, "lock");
+	int			status_att = SPI_fnumber(desc, "status");
+	TransitionReader olds;
+	List	   *locks = NIL;
 
-	if (old.lock != NULL)
-		run_bookkeeping(refresh_lock_cb, old.lock, NULL);
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		/* procq 1.0's row trigger: its WHEN clause chose the row */
+		JobRow		old = job_row_from(trigdata->tg_trigtuple, desc);
+
+		run_bookkeeping(refresh_locks_cb, list_make1(old.lock), NULL);
+		return PointerGetDatum(NULL);
+	}
+
+	transition_open(&olds, trigdata->tg_oldtable, desc);
+	while (transition_next(&olds))
+	{
+		bool		isnull;
+		char	   *status;
+
+		(void) slot_getattr(olds.slot, lock_att, &isnull);
+		if (isnull)
+			continue;
+		status = SPI_getvalue(transition_tuple(&olds), desc, status_att);
+		if (strcmp(status, "todo") == 0 || strcmp(status, "doing") == 0)
+			locks = lappend(locks, SPI_getvalue(transition_tuple(&olds), desc, lock_att));
+	}
+	transition_close(&olds);
+
+	if (locks != NIL)
+		run_bookkeeping(refresh_locks_cb, locks, NULL);
 
 	return PointerGetDatum(NULL);
 }
@@ -454,23 +696,72 @@ dependency_gone(void *childp, void *parentp)
 		pq_refresh_lock(info.lock);
 }
 
+/* A deleted dependency row. */
+typedef struct Dependency
+{
+	int64		child;
+	int64		parent;
+} Dependency;
+
 /*
- * procq.dependency_deleted(): AFTER DELETE ON procq.job_dependencies.
+ * dependencies_gone runs dependency_gone for each deleted dependency row
+ * (a List of Dependency), in the statement's order.
+ */
+static void
+dependencies_gone(void *deps, void *unused)
+{
+	ListCell   *lc;
+
+	foreach(lc, (List *) deps)
+	{
+		Dependency *dep = (Dependency *) lfirst(lc);
+
+		dependency_gone(&dep->child, &dep->parent);
+	}
+}
+
+/*
+ * procq.dependency_deleted(): AFTER DELETE ON procq.job_dependencies FOR
+ * EACH STATEMENT, with the deleted rows.
  */
 Datum
 procq_dependency_deleted(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = trigger_data(fcinfo, "procq.dependency_deleted", true);
 	TupleDesc	desc = trigdata->tg_relation->rd_att;
-	bool		isnull;
-	int64		child;
-	int64		parent;
+	int			child_att = SPI_fnumber(desc, "job_id");
+	int			parent_att = SPI_fnumber(desc, "depends_on");
+	TransitionReader olds;
+	List	   *deps = NIL;
 
-	child = DatumGetInt64(SPI_getbinval(trigdata->tg_trigtuple, desc,
-										SPI_fnumber(desc, "job_id"), &isnull));
-	parent = DatumGetInt64(SPI_getbinval(trigdata->tg_trigtuple, desc,
-										 SPI_fnumber(desc, "depends_on"), &isnull));
-	run_bookkeeping(dependency_gone, &child, &parent);
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		/* procq 1.0's row trigger */
+		Dependency *dep = palloc(sizeof(Dependency));
+		bool		isnull;
+
+		dep->child = DatumGetInt64(SPI_getbinval(trigdata->tg_trigtuple, desc,
+												 child_att, &isnull));
+		dep->parent = DatumGetInt64(SPI_getbinval(trigdata->tg_trigtuple, desc,
+												  parent_att, &isnull));
+		run_bookkeeping(dependencies_gone, list_make1(dep), NULL);
+		return PointerGetDatum(NULL);
+	}
+
+	transition_open(&olds, trigdata->tg_oldtable, desc);
+	while (transition_next(&olds))
+	{
+		Dependency *dep = palloc(sizeof(Dependency));
+		bool		isnull;
+
+		dep->child = DatumGetInt64(slot_getattr(olds.slot, child_att, &isnull));
+		dep->parent = DatumGetInt64(slot_getattr(olds.slot, parent_att, &isnull));
+		deps = lappend(deps, dep);
+	}
+	transition_close(&olds);
+
+	if (deps != NIL)
+		run_bookkeeping(dependencies_gone, deps, NULL);
 
 	return PointerGetDatum(NULL);
 }

@@ -23,8 +23,8 @@ SELECT functions_are('procq', ARRAY[
     'cancel_job', 'heartbeat', 'recover_stalled', 'parent_results',
     'register_handler', 'unregister_handler', 'worker_status',
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
-    'fetch_jobs', 'finish_jobs', 'defer_jobs'],
-    'schema procq has exactly the API and the trigger functions');
+    'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check'],
+    'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
     ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text'],
@@ -81,6 +81,7 @@ SELECT results_eq(
     $$SELECT p.proname::text COLLATE "default", p.proargnames::text[] COLLATE "default"
       FROM pg_proc p
       WHERE p.pronamespace = 'procq'::regnamespace AND p.prorettype <> 'trigger'::regtype
+        AND p.proname <> 'jobs_row_check'
       ORDER BY p.proname$$,
     $$VALUES
         ('cancel_job', ARRAY['job_id', 'abort']),
@@ -185,17 +186,27 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 19, 'procq has 19 functions (guards the checks below against passing vacuously)');
+    '=', 20, 'procq has 20 functions (guards the checks below against passing vacuously)');
+-- The trigger functions and the row check of procq.jobs are the exception:
+-- they run no SQL under the caller's search_path (the triggers pin it in C
+-- before their bookkeeping runs any statement, src/triggers.c), and a SET
+-- clause would save and restore a setting on every UPDATE of procq.jobs,
+-- and for the row check on every row written.
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace
+        AND prorettype <> 'trigger'::regtype AND proname <> 'jobs_row_check'
         AND NOT coalesce(proconfig::text[] && ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
-    'every procq function pins search_path = pg_catalog, pg_temp (proconfig)');
-SELECT is_empty(
-    $$SELECT oid::regprocedure FROM pg_proc
-      WHERE pronamespace = 'procq'::regnamespace
-        AND NOT EXISTS (SELECT 1 FROM unnest(proconfig) AS c WHERE c LIKE 'search\_path=%')$$,
-    'every procq function has a search_path setting');
+    'every procq API function pins search_path = pg_catalog, pg_temp (proconfig)');
+SELECT set_eq(
+    $$SELECT oid::regprocedure::text COLLATE "default" FROM pg_proc
+      WHERE pronamespace = 'procq'::regnamespace AND proconfig IS NULL$$,
+    ARRAY['procq.jobs_status_changed()', 'procq.jobs_status_normalize()',
+          'procq.jobs_deleted()', 'procq.dependency_deleted()',
+          'procq.jobs_row_check(text,text,procq.job_status,integer,integer,integer,boolean,boolean,'
+          'timestamp with time zone,timestamp with time zone,timestamp with time zone,jsonb,'
+          'timestamp with time zone,text,bigint)'],
+    'only the trigger functions and the row check have no settings (they run no SQL of their own)');
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace AND prosecdef$$,

@@ -13,7 +13,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(95);
+SELECT plan(98);
 
 ------------------------------------------------------------------------------
 -- Extension and schema
@@ -202,6 +202,20 @@ SELECT trigger_is('procq', 'jobs', 'jobs_deleted', 'procq', 'jobs_deleted',
     'jobs_deleted runs procq.jobs_deleted()');
 SELECT trigger_is('procq', 'job_dependencies', 'dependency_deleted', 'procq', 'dependency_deleted',
     'dependency_deleted runs procq.dependency_deleted()');
+-- The AFTER triggers run once per statement over its transition tables
+-- (one UPDATE ending many jobs does its bookkeeping set-based); only the
+-- BEFORE trigger, which runs no SQL, is per row.
+SELECT set_eq(
+    $$SELECT tgname::text COLLATE "default", (tgtype & 1) = 1 AS for_each_row,
+             tgoldtable IS NOT NULL AS old_table, tgnewtable IS NOT NULL AS new_table
+      FROM pg_trigger
+      WHERE tgrelid IN ('procq.jobs'::regclass, 'procq.job_dependencies'::regclass)
+        AND NOT tgisinternal$$,
+    $$VALUES ('jobs_status_normalize', true, false, false),
+             ('jobs_status_changed', false, true, true),
+             ('jobs_deleted', false, true, false),
+             ('dependency_deleted', false, true, false)$$,
+    'the bookkeeping triggers: AFTER ... FOR EACH STATEMENT with transition tables, and one BEFORE row trigger');
 
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC on the schema, tables and sequence
@@ -298,6 +312,20 @@ SELECT throws_ok(
     $$INSERT INTO procq.jobs (task, queue) VALUES ('t', '')$$,
     '23514', 'new row for relation "jobs" violates check constraint "jobs_queue_not_empty"',
     'an empty queue is rejected');
+-- An UPDATE is checked as an INSERT is.
+SELECT throws_ok(
+    $$UPDATE procq.jobs SET pending_parents = -1 WHERE task = 'direct'$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_pending_parents_not_negative"',
+    'an UPDATE to a negative pending_parents is rejected');
+-- All the invariants above are one CHECK constraint, a single C call per
+-- row: 13 constraint expressions cost more than the API's own statements.
+SELECT results_eq(
+    $$SELECT conname::text COLLATE "default", pg_get_constraintdef(oid) COLLATE "default"
+      FROM pg_constraint WHERE conrelid = 'procq.jobs'::regclass AND contype = 'c'$$,
+    $$VALUES ('jobs_row_valid', 'CHECK (procq.jobs_row_check(task, queue, status, attempts, '
+              'max_attempts, pending_parents, lock_blocked, delayed, started_at, lease_expires_at, '
+              'finished_at, result, scheduled_at, lock, cancelled_by))')$$,
+    'procq.jobs has one CHECK constraint, jobs_row_valid, over every invariant of a row');
 SELECT throws_ok(
     $$INSERT INTO procq.jobs (id, task) VALUES (1000000, 't')$$,
     '428C9', NULL,
