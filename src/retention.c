@@ -112,12 +112,12 @@ static PQStatement stmt_delete_locked = PQ_STATEMENT(
 	2, INT8ARRAYOID, TIMESTAMPTZOID);
 
 /*
- * The worker's retention pass: when the next pass may start, and whether
- * a pass is under way (its last batch deleted something, so another batch
+ * The worker's retention pass: when the last one started, and whether one
+ * is under way (its last batch deleted something, so another batch
  * follows).  An error during a batch ends the pass: the next one starts
  * after the interval.
  */
-static TimestampTz retention_next_pass = 0;
+static TimestampTz retention_pass_started = 0;
 static bool retention_in_pass = false;
 
 /*
@@ -258,15 +258,14 @@ pq_retention_step(void)
 		return false;
 	}
 
+	/* The interval follows the current setting, also right after a reload. */
 	now = GetCurrentTimestamp();
-	if (!retention_in_pass && now < retention_next_pass)
-		return false;
-
+	interval_ms = Min((int64) pq_retention * 1000, PQ_RETENTION_INTERVAL_MS);
 	if (!retention_in_pass)
 	{
-		/* A new pass: the next one starts an interval from now. */
-		interval_ms = Min((int64) pq_retention * 1000, PQ_RETENTION_INTERVAL_MS);
-		retention_next_pass = TimestampTzPlusMilliseconds(now, interval_ms);
+		if (!TimestampDifferenceExceeds(retention_pass_started, now, interval_ms))
+			return false;
+		retention_pass_started = now;
 	}
 	/* If the batch fails, the pass ends here (see retention_in_pass). */
 	retention_in_pass = false;
