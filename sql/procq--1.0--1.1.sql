@@ -152,3 +152,17 @@ ALTER TABLE procq.jobs
         task, queue, status, attempts, max_attempts, pending_parents,
         lock_blocked, delayed, started_at, lease_expires_at, finished_at,
         result, scheduled_at, lock, cancelled_by));
+-- issue 7, retention: procq.purge and the index it walks (src/retention.c)
+------------------------------------------------------------------------------
+
+CREATE INDEX jobs_finished_idx ON procq.jobs (finished_at)
+    WHERE status IN ('succeeded', 'failed', 'cancelled');
+
+CREATE FUNCTION procq.purge(older_than interval)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_purge';
+COMMENT ON FUNCTION procq.purge(interval) IS
+    'delete finished jobs older than older_than that no job depends on; returns how many';
+REVOKE ALL ON FUNCTION procq.purge(interval) FROM PUBLIC;

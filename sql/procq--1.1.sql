@@ -123,6 +123,9 @@ CREATE UNIQUE INDEX jobs_queueing_lock_idx ON procq.jobs (queueing_lock)
     WHERE status = 'todo' AND queueing_lock IS NOT NULL;
 CREATE INDEX jobs_lease_idx ON procq.jobs (lease_expires_at)
     WHERE status = 'doing';
+-- Finished jobs by age, for procq.purge and procq.retention (src/retention.c).
+CREATE INDEX jobs_finished_idx ON procq.jobs (finished_at)
+    WHERE status IN ('succeeded', 'failed', 'cancelled');
 
 -- Handlers: what the background workers run for a task (src/handlers.c).
 CREATE TABLE procq.handlers (
@@ -280,6 +283,15 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_defer_jobs';
 COMMENT ON FUNCTION procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text) IS
     'insert one job per element of args, all depending on depends_on; returns their ids in order';
+-- C: src/retention.c.  Not for application roles: it needs DELETE on
+-- procq.jobs besides EXECUTE.
+CREATE FUNCTION procq.purge(older_than interval)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_purge';
+COMMENT ON FUNCTION procq.purge(interval) IS
+    'delete finished jobs older than older_than that no job depends on; returns how many';
 
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)
@@ -407,6 +419,7 @@ REVOKE ALL ON FUNCTION
     procq.heartbeat(bigint),
     procq.recover_stalled(),
     procq.parent_results(bigint),
+    procq.purge(interval),
     procq.jobs_status_changed(),
     procq.jobs_status_normalize(),
     procq.jobs_deleted(),

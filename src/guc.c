@@ -41,6 +41,9 @@ bool		pq_enable_shell = false;
 /* procq.shell_output_limit: kB of a shell job's stdout kept as its result. */
 int			pq_shell_output_limit = 1024;
 
+/* procq.retention: seconds after which the workers delete finished jobs (0: never). */
+int			pq_retention = 0;
+
 /*
  * pq_guc_init defines procq's settings.  procq.database is only defined
  * while preloading: only then are there workers to point at a database.
@@ -101,6 +104,14 @@ pq_guc_init(void)
 							"Output beyond it is read and discarded. Reloadable.",
 							&pq_shell_output_limit, 1024, 1, 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("procq.retention",
+							"Age after which the background workers delete finished jobs.",
+							"Succeeded, failed and cancelled jobs that finished longer ago than "
+							"this, and that no job depends on, are deleted in small batches "
+							"(see procq.purge). 0 keeps every job. Reloadable.",
+							&pq_retention, 0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomStringVariable("procq.database",

@@ -23,6 +23,7 @@ extern int	pq_batch_size;
 extern int	pq_poll_interval;
 extern bool pq_enable_shell;
 extern int	pq_shell_output_limit;
+extern int	pq_retention;
 
 extern void pq_guc_init(void);
 

@@ -45,6 +45,7 @@
 #include "guc.h"
 #include "lifecycle.h"
 #include "orphans.h"
+#include "retention.h"
 #include "run_shell.h"
 #include "run_sql.h"
 #include "shell.h"
@@ -201,6 +202,7 @@ pq_worker_main(Datum arg)
 			worked = pq_run_sql_batch(jobcxt);
 			if (pq_enable_shell)
 				worked |= pq_run_shell_job(jobcxt);
+			worked |= pq_retention_step();
 			MemoryContextReset(jobcxt);
 			installed_logged = false;
 		}

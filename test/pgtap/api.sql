@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(100);
+SELECT plan(106);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -21,7 +21,7 @@ SELECT plan(100);
 SELECT functions_are('procq', ARRAY[
     'defer', 'defer_workflow', 'fetch_job', 'finish_job', 'retry_job',
     'cancel_job', 'heartbeat', 'recover_stalled', 'parent_results',
-    'register_handler', 'unregister_handler', 'worker_status',
+    'register_handler', 'unregister_handler', 'worker_status', 'purge',
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
@@ -75,6 +75,9 @@ SELECT function_returns('procq', 'recover_stalled', ARRAY[]::name[], 'integer',
 SELECT has_function('procq', 'parent_results', ARRAY['bigint'], 'procq.parent_results(bigint) exists');
 SELECT function_returns('procq', 'parent_results', ARRAY['bigint'], 'jsonb',
     'procq.parent_results returns jsonb');
+SELECT has_function('procq', 'purge', ARRAY['interval'], 'procq.purge(interval) exists');
+SELECT function_returns('procq', 'purge', ARRAY['interval'], 'bigint',
+    'procq.purge returns bigint (the number of jobs deleted)');
 
 -- Exact argument names (clients pass them by name) and defaults.
 SELECT results_eq(
@@ -96,6 +99,7 @@ SELECT results_eq(
         ('finish_jobs', ARRAY['job_ids', 'status', 'results', 'errors', 'job_id', 'status']),
         ('heartbeat', ARRAY['job_id']),
         ('parent_results', ARRAY['job_id']),
+        ('purge', ARRAY['older_than']),
         ('recover_stalled', NULL),
         ('register_handler', ARRAY['task', 'kind', 'command', 'timeout']),
         ('retry_job', ARRAY['job_id', 'scheduled_at']),
@@ -162,6 +166,8 @@ SELECT is(pg_get_function_arguments('procq.heartbeat(bigint)'::regprocedure),
     'job_id bigint', 'procq.heartbeat: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.parent_results(bigint)'::regprocedure),
     'job_id bigint', 'procq.parent_results: argument name, no default');
+SELECT is(pg_get_function_arguments('procq.purge(interval)'::regprocedure),
+    'older_than interval', 'procq.purge: argument name, no default');
 
 SELECT ok(
     (SELECT proretset AND prorettype = 'procq.jobs'::regtype FROM pg_proc
@@ -186,7 +192,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 20, 'procq has 20 functions (guards the checks below against passing vacuously)');
+    '=', 21, 'procq has 21 functions (guards the checks below against passing vacuously)');
 -- The trigger functions and the row check of procq.jobs are the exception:
 -- they run no SQL under the caller's search_path (the triggers pin it in C
 -- before their bookkeeping runs any statement, src/triggers.c), and a SET
@@ -278,6 +284,9 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.finish_jo
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.defer_jobs('t', ARRAY['{}']::jsonb[])$$),
     '42501: permission denied for function defer_jobs',
     'a role without grants cannot call procq.defer_jobs');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.purge('1 day')$$),
+    '42501: permission denied for function purge',
+    'a role without grants cannot call procq.purge');
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.jobs$$),
     '42501: permission denied for table jobs',
     'a role without grants cannot read procq.jobs');
@@ -396,6 +405,14 @@ SELECT throws_ok(format('SELECT procq.finish_job(%s, %L, %L)', :doing_id, 'faile
 SELECT throws_ok(format('SELECT procq.finish_job(NULL, %L)', 'succeeded'),
     '22004', 'job_id must not be null',
     'finish_job with a NULL job_id -> 22004');
+
+-- purge
+SELECT throws_ok($$SELECT procq.purge(NULL)$$,
+    '22023', 'older_than must not be null',
+    'purge with a NULL older_than -> 22023');
+SELECT throws_ok($$SELECT procq.purge('-1 day')$$,
+    '22023', 'older_than must not be negative',
+    'purge with a negative older_than -> 22023');
 
 -- retry_job, cancel_job, heartbeat, parent_results
 SELECT throws_ok(format('SELECT procq.retry_job(%s)', :todo_id),
