@@ -346,6 +346,7 @@ COMMENT ON VIEW procq.worker_status IS
 CREATE FUNCTION procq.jobs_status_changed()
 RETURNS trigger
 LANGUAGE C
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_status_changed';
 
 CREATE FUNCTION procq.jobs_status_normalize()
@@ -356,11 +357,13 @@ AS 'MODULE_PATHNAME', 'procq_jobs_status_normalize';
 CREATE FUNCTION procq.jobs_deleted()
 RETURNS trigger
 LANGUAGE C
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_jobs_deleted';
 
 CREATE FUNCTION procq.dependency_deleted()
 RETURNS trigger
 LANGUAGE C
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_dependency_deleted';
 
 -- A DBA may change a status with a plain UPDATE (SET status = 'cancelled');

@@ -193,26 +193,24 @@ SELECT ok(
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
     '=', 21, 'procq has 21 functions (guards the checks below against passing vacuously)');
--- The trigger functions and the row check of procq.jobs are the exception:
--- they run no SQL under the caller's search_path (the triggers pin it in C
--- before their bookkeeping runs any statement, src/triggers.c), and a SET
--- clause would save and restore a setting on every UPDATE of procq.jobs,
--- and for the row check on every row written.
+-- The two functions called per row are the exception: jobs_status_normalize
+-- (a BEFORE row trigger) and the row check of procq.jobs run no SQL and look
+-- nothing up by name, and a SET clause would save and restore a setting on
+-- every row written.  The statement-level trigger functions pin it.
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace
-        AND prorettype <> 'trigger'::regtype AND proname <> 'jobs_row_check'
+        AND proname NOT IN ('jobs_status_normalize', 'jobs_row_check')
         AND NOT coalesce(proconfig::text[] && ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
-    'every procq API function pins search_path = pg_catalog, pg_temp (proconfig)');
+    'every procq function but the two per-row ones pins search_path = pg_catalog, pg_temp (proconfig)');
 SELECT set_eq(
     $$SELECT oid::regprocedure::text COLLATE "default" FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace AND proconfig IS NULL$$,
-    ARRAY['procq.jobs_status_changed()', 'procq.jobs_status_normalize()',
-          'procq.jobs_deleted()', 'procq.dependency_deleted()',
+    ARRAY['procq.jobs_status_normalize()',
           'procq.jobs_row_check(text,text,procq.job_status,integer,integer,integer,boolean,boolean,'
           'timestamp with time zone,timestamp with time zone,timestamp with time zone,jsonb,'
           'timestamp with time zone,text,bigint)'],
-    'only the trigger functions and the row check have no settings (they run no SQL of their own)');
+    'only the per-row trigger and the row check have no settings (they run no SQL)');
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace AND prosecdef$$,
