@@ -1,0 +1,8 @@
+-- The same cycle in batches of 100: take 100 jobs (commit), mark them done
+-- (commit).  One pgbench transaction = 100 jobs.
+WITH taken AS (
+    UPDATE floor_jobs SET status = 1
+     WHERE id IN (SELECT id FROM floor_jobs WHERE status = 0 ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED)
+    RETURNING id)
+SELECT array_agg(id)::text AS ids FROM taken \gset
+UPDATE floor_jobs SET status = 2 WHERE id = ANY (CAST(:ids AS bigint[]));

@@ -1,0 +1,4 @@
+-- An external worker, 100 jobs at a time: fetch_jobs(100) (commit),
+-- finish_jobs of all of them (commit).  One pgbench transaction = 100 jobs.
+SELECT array_agg(id)::text AS ids FROM procq.fetch_jobs(100, worker => 'bench') \gset
+SELECT count(*) FROM procq.finish_jobs(CAST(:ids AS bigint[]), 'succeeded');
