@@ -137,7 +137,7 @@ median() {
 bench_pgbench() { # db jobs_per_tx script pgbench-options...
     local db=$1 per=$2 script=$3 outp tps
     shift 3
-    outp=$(pgbench -n -M prepared -d "$db" -f "bench/pgbench/$script" "$@" 2>&1) ||
+    outp=$(pgbench -n -M prepared -f "bench/pgbench/$script" "$@" "$db" 2>&1) ||
         { echo "$outp" >&2; return 1; }
     echo "$outp" >>"$log"
     tps=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' <<<"$outp" | tail -n 1)
