@@ -12,7 +12,7 @@
 #   BENCH_QUICK=1               smaller sizes (a development run, ~5 minutes)
 #   BENCH_STEADY_SECONDS=600    length of the steady-state run
 #   BENCH_ROUNDS=3              rounds per scenario
-#   BENCH_WORKER_CAP=45         seconds a worker run may take before it is cut
+#   BENCH_WORKER_CAP=30         seconds a worker run may take before it is cut
 #                               short (its rate is then what finished by then)
 #   BENCH_OUT=bench/results/latest.md
 #   PQ_PGBIN=...                the PostgreSQL 15 bin directory (as scripts/run-tests.sh)
@@ -27,15 +27,15 @@ root=$PWD
 
 quick=${BENCH_QUICK:-0}
 rounds=${BENCH_ROUNDS:-3}
-cap=${BENCH_WORKER_CAP:-45}
+cap=${BENCH_WORKER_CAP:-30}
 out=${BENCH_OUT:-bench/results/latest.md}
 if ((quick)); then
     steady=${BENCH_STEADY_SECONDS:-60}
     n_workers=20000    # background worker drain
     n_flow=2000        # fan-out, chains, independent
-    n_single=1500      # external single-job cycles per run
-    n_batch=20000      # external batch cycles per run (jobs)
-    n_defer=2000       # defer one per call (per run)
+    t_ext=4            # seconds per external or defer run
+    n_single=20000     # jobs ready for a single-job run (more than it takes)
+    n_batch=120000     # jobs ready for a batch run
     n_fetch_big=100000 # waiting on parents / scheduled
     n_fetch_lock=10000 # behind a lock
     n_fetches=500
@@ -45,9 +45,9 @@ else
     steady=${BENCH_STEADY_SECONDS:-600}
     n_workers=100000
     n_flow=10000
-    n_single=6000
-    n_batch=100000
-    n_defer=10000
+    t_ext=8
+    n_single=60000
+    n_batch=500000
     n_fetch_big=1000000
     n_fetch_lock=100000
     n_fetches=2000
@@ -145,6 +145,30 @@ bench_pgbench() { # db jobs_per_tx script pgbench-options...
     awk -v t="$tps" -v p="$per" 'BEGIN {printf "%.1f\n", t * p}'
 }
 
+# pgbench for $t_ext seconds; jobs per second = how much a count changed,
+# over the time pgbench ran.  The queue must not run dry (check-sql counts
+# what is left; 0 means the figure is only a lower bound: say so).
+bench_timed() { # db count-sql check-sql script pgbench-options...
+    local db=$1 q=$2 check=$3 script=$4 before after t0 t1 outp left
+    shift 4
+    before=$("${psql[@]}" -d "$db" -c "$q") || return 1
+    t0=$(date +%s.%N)
+    outp=$(pgbench -n -M prepared -f "bench/pgbench/$script" -T "$t_ext" "$@" "$db" 2>&1) ||
+        { echo "$outp" >&2; return 1; }
+    t1=$(date +%s.%N)
+    echo "$outp" >>"$log"
+    after=$("${psql[@]}" -d "$db" -c "$q") || return 1
+    if [[ -n $check ]]; then
+        left=$("${psql[@]}" -d "$db" -c "$check") || return 1
+        ((left > 0)) || say "  WARNING: $script ran out of jobs: its figure is a lower bound (raise the preload)"
+    fi
+    awk -v a="$after" -v b="$before" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.1f\n", (a - b) / (t1 - t0)}'
+}
+floor_done="SELECT count(*) FROM floor_jobs WHERE status = 2"
+floor_left="SELECT count(*) FROM floor_jobs WHERE status = 0"
+procq_done="SELECT count(*) FROM procq.jobs WHERE status = 'succeeded'"
+procq_left="SELECT count(*) FROM procq.jobs WHERE status = 'todo'"
+
 peer() { # peer mode n
     ((peers_ok)) || { echo "peers not installed" >&2; return 1; }
     (cd bench/peers && node peer.js "$@")
@@ -155,30 +179,32 @@ workers 0
 say "external workers: single-job cycle, 1/4/16 clients; batches of 100, 2 clients"
 for r in $(seq 1 "$rounds"); do
     for c in 1 4 16; do
-        "${psql[@]}" -d floors -c "CALL floor_fill($((n_single + 100)))"
-        measure "floor_single_$c" bench_pgbench floors 1 floor_single.sql -c "$c" -j "$c" -t $((n_single / c))
-        "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.fill('ext', $((n_single + 100)))"
-        measure "ext_single_$c" bench_pgbench postgres 1 procq_single.sql -c "$c" -j "$c" -t $((n_single / c))
+        "${psql[@]}" -d floors -c "CALL floor_fill($n_single)"
+        measure "floor_single_$c" bench_timed floors "$floor_done" "$floor_left" floor_single.sql -c "$c" -j "$c"
+        "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.fill('ext', $n_single)"
+        measure "ext_single_$c" bench_timed postgres "$procq_done" "$procq_left" procq_single.sql -c "$c" -j "$c"
     done
-    "${psql[@]}" -d floors -c "CALL floor_fill($((n_batch + 1000)))"
-    measure floor_batch bench_pgbench floors 100 floor_batch.sql -c 2 -j 2 -t $((n_batch / 200))
-    "${psql[@]}" -d floors -c "CALL floor_fill($((n_batch + 1000)))"
-    measure floor_indb bench_pgbench floors 100 floor_indb.sql -c 2 -j 2 -t $((n_batch / 200))
+    "${psql[@]}" -d floors -c "CALL floor_fill($n_batch)"
+    measure floor_batch bench_timed floors "$floor_done" "$floor_left" floor_batch.sql -c 2 -j 2
+    "${psql[@]}" -d floors -c "CALL floor_fill($n_batch)"
+    measure floor_indb bench_timed floors "$floor_done" "$floor_left" floor_indb.sql -c 2 -j 2
     if has fetch_jobs && has finish_jobs; then
-        "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.fill('ext', $((n_batch + 1000)))"
-        measure ext_batch bench_pgbench postgres 100 procq_batch.sql -c 2 -j 2 -t $((n_batch / 200))
+        "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.fill('ext', $n_batch)"
+        measure ext_batch bench_timed postgres "$procq_done" "$procq_left" procq_batch.sql -c 2 -j 2
     else
         missing ext_batch
     fi
 done
+"${psql[@]}" -c "CALL bench.reset()"
+"${psql[@]}" -d floors -c "TRUNCATE floor_jobs"
 
 # ---- defers ---------------------------------------------------------------
 say "defer: one per call, 4 clients; 10,000 at once"
 for r in $(seq 1 "$rounds"); do
     "${psql[@]}" -d floors -c "TRUNCATE floor_jobs" -c "CHECKPOINT"
-    measure insert_one bench_pgbench floors 1 floor_insert.sql -c 4 -j 4 -t $((n_defer / 4))
+    measure insert_one bench_timed floors "SELECT count(*) FROM floor_jobs" "" floor_insert.sql -c 4 -j 4
     "${psql[@]}" -c "CALL bench.reset()" -c "CHECKPOINT"
-    measure defer_one bench_pgbench postgres 1 procq_defer.sql -c 4 -j 4 -t $((n_defer / 4))
+    measure defer_one bench_timed postgres "SELECT count(*) FROM procq.jobs" "" procq_defer.sql -c 4 -j 4
 
     "${psql[@]}" -d floors -c "TRUNCATE floor_jobs"
     measure insert_multi bench_pgbench floors "$n_bulk" floor_insert_multi.sql -c 1 -t 3
@@ -284,7 +310,7 @@ say "steady state: $steady s of defers at $rate/s (80% of $peak) run by 2 worker
 steady_ok=1
 "${psql[@]}" -c "CALL bench.reset()" -c "SELECT procq.register_handler('steady', 'sql', 'SELECT \$2')" >/dev/null
 t_start=$("${psql[@]}" -c "SELECT clock_timestamp()")
-pgbench -n -M prepared -f bench/pgbench/procq_steady.sql -c 4 -j 4 -R "$rate" -T "$steady" \
+pgbench -n -M prepared -f bench/pgbench/procq_steady.sql -c 8 -j 4 -R "$rate" -T "$steady" \
     >"$PQ_CLUSTER_DIR/steady.out" 2>&1 &
 pgbench_pid=$!
 sleep "$win"
