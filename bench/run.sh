@@ -45,9 +45,9 @@ else
     steady=${BENCH_STEADY_SECONDS:-600}
     n_workers=100000
     n_flow=10000
-    t_ext=8
+    t_ext=6
     n_single=60000
-    n_batch=500000
+    n_batch=400000
     n_fetch_big=1000000
     n_fetch_lock=100000
     n_fetches=2000
@@ -289,7 +289,8 @@ done
 lat_p95=$(cat "$PQ_CLUSTER_DIR/latency_p95" 2>/dev/null | tr '\n' ' ' || true)
 
 # ---- steady state ---------------------------------------------------------
-# Defers at about 80% of the workers' peak (pgbench --rate), run by the two
+# Defers at about 80% of the workers' peak (pgbench --rate, 10 jobs per
+# transaction), run by the two
 # workers, for $steady seconds.  Compared: completions per second in the
 # first and the last window (a minute, or a third of a short run), the
 # workers' private memory (RssAnon in /proc) after the first window and at
@@ -310,7 +311,7 @@ say "steady state: $steady s of defers at $rate/s (80% of $peak) run by 2 worker
 steady_ok=1
 "${psql[@]}" -c "CALL bench.reset()" -c "SELECT procq.register_handler('steady', 'sql', 'SELECT \$2')" >/dev/null
 t_start=$("${psql[@]}" -c "SELECT clock_timestamp()")
-pgbench -n -M prepared -f bench/pgbench/procq_steady.sql -c 8 -j 4 -R "$rate" -T "$steady" \
+pgbench -n -M prepared -f bench/pgbench/procq_steady.sql -c 4 -j 4 -R "$((rate / 10 > 0 ? rate / 10 : 1))" -T "$steady" \
     >"$PQ_CLUSTER_DIR/steady.out" 2>&1 &
 pgbench_pid=$!
 sleep "$win"
@@ -329,6 +330,7 @@ if ((steady_ok)); then
                pg_size_pretty(pg_total_relation_size('procq.job_dependencies'))")
     njobs=$("${psql[@]}" -c "SELECT count(*) FROM procq.jobs")
     achieved=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$PQ_CLUSTER_DIR/steady.out" | tail -n 1)
+    [[ -n $achieved ]] && achieved=$(awk -v t="$achieved" 'BEGIN {print t * 10}')
     record steady_first "$first"
     record steady_last "$last"
     record steady_rss_first "$rss_first"
