@@ -2,7 +2,8 @@
 #
 #   make demo    install what is missing, build, run the workflow demo
 #   make test    install what is missing, build, run the whole test suite
-#   make bench   the benchmarks: fetch_job cost, worker throughput and latency
+#   make bench   install what is missing (and node), build, run the benchmark:
+#                procq beside its peers and floors, one table (bench/run.sh)
 #
 # The plain PGXS targets (all, install, installcheck) work as usual once the
 # server development package is installed (make deps).
@@ -54,10 +55,10 @@ demo: deps
 	$(MAKE) install
 	scripts/demo.sh
 
-bench: deps
+bench:
+	@scripts/deps.sh bench
 	$(MAKE) all
 	$(MAKE) install
-	bench/fetch_bench.sh
-	bench/worker_bench.sh
+	bench/run.sh
 
 EXTRA_CLEAN = results regression.diffs regression.out output_iso tmp_check

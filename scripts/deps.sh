@@ -2,10 +2,19 @@
 # deps.sh: install the Debian 12 packages procq needs to build, test and demo,
 # when some are missing (quiet otherwise).  It creates and starts no cluster;
 # a 'main' cluster that the postgresql package sets up is left alone.
+#
+#   scripts/deps.sh          build, test and demo
+#   scripts/deps.sh bench    and, for make bench, Debian's nodejs and npm
+#                            when there is no `node` or `npm` at all (the
+#                            peers, bench/peers/, run on node 18 and 20)
 set -euo pipefail
 
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
     libipc-run-perl graphviz make gcc)
+if [[ ${1:-} == bench ]]; then
+    command -v node >/dev/null || packages+=(nodejs)
+    command -v npm >/dev/null || packages+=(npm)
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do

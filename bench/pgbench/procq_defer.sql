@@ -1,0 +1,2 @@
+-- One procq.defer call per transaction.
+SELECT procq.defer('bench_defer', '{"i": 1}');
