@@ -45,7 +45,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
@@ -206,26 +205,6 @@ first_value_as_jsonb(MemoryContext cxt, bool *isnull)
 }
 
 /*
- * fire_deferred_checks runs the deferred triggers (deferred constraint
- * checks) the job queued, at the end of the job and inside its
- * subtransaction, so that a violation fails this job alone, rather than
- * the batch's commit.  They run as the job's role; PostgreSQL refuses to
- * fire them inside a security-restricted operation, and the session state
- * they might leave is reset after the job like the handler's.
- */
-static void
-fire_deferred_checks(PQWorkerJob *job, int save_sec_context)
-{
-	ConstraintsSetStmt all_immediate = {T_ConstraintsSetStmt, NIL, false};
-
-	SetUserIdAndSecContext(job->deferred_by,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	PushActiveSnapshot(GetTransactionSnapshot());
-	AfterTriggerSetState(&all_immediate);
-	PopActiveSnapshot();
-}
-
-/*
  * run_handler runs the handler statement of a job, inside the job's
  * subtransaction: as the role that deferred the job, as a security-
  * restricted operation (it cannot switch roles), with the handler's
@@ -259,7 +238,6 @@ run_handler(PQWorkerJob *job, MemoryContext cxt, Oid save_userid,
 						SPI_result_code_string(ret))));
 	result = first_value_as_jsonb(cxt, &result_null);
 	SPI_freetuptable(SPI_tuptable);
-	fire_deferred_checks(job, save_sec_context);
 
 	HOLD_CANCEL_INTERRUPTS();
 	disable_timeout(STATEMENT_TIMEOUT, false);
@@ -281,8 +259,9 @@ run_handler(PQWorkerJob *job, MemoryContext cxt, Oid save_userid,
  * Constraint modes have no API to go back to their defaults within a
  * transaction: the after-trigger state is ended and begun again, as at a
  * transaction boundary.  That is safe here: no query runs (query depth
- * -1), no subtransaction is open, and no trigger event is pending (each
- * job's deferred ones were fired at its end, procq's own are immediate).
+ * -1), no subtransaction is open, and no trigger event is pending (procq's
+ * own triggers are immediate, and PostgreSQL refuses a deferred one queued
+ * inside a security-restricted operation, that is by a handler).
  */
 static void
 reset_session(void)
