@@ -239,6 +239,8 @@ pq_worker_main(Datum arg)
 				recover_jobs();
 				last_recover = GetCurrentTimestamp();
 			}
+			/* a shell job an error left in flight is failed first */
+			pq_shell_finish_in_flight();
 			worked = pq_run_sql_batch(jobcxt);
 			if (pq_enable_shell)
 				worked |= pq_run_shell_job(jobcxt);

@@ -39,19 +39,24 @@
 #include "spi_exec.h"
 #include "worker_jobs.h"
 
+/*
+ * The jobs to update are given by id (an array from an InitPlan): a join
+ * with the picked rows would be planned, generically, for a tenth of the
+ * table (the estimate for LIMIT $n), as a scan of all of procq.jobs.
+ */
 static PQStatement stmt_claim = PQ_STATEMENT(
-	"WITH picked AS (SELECT c.id, c.priority FROM procq.handlers h CROSS JOIN LATERAL"
-	" (SELECT j.id, j.priority FROM procq.jobs j"
-	"  WHERE j.task = h.task AND " PQ_READY_COND
-	/* a handler only runs jobs of roles its registrant may act as */
-	"  AND pg_catalog.pg_has_role(h.registered_by::oid, j.deferred_by::oid, 'USAGE')"
-	"  ORDER BY j.priority DESC, j.id LIMIT $3 FOR UPDATE OF j SKIP LOCKED) c"
-	" WHERE h.kind = $4 ORDER BY c.priority DESC, c.id LIMIT $3)"
-	" UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1,"
+	"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1,"
 	" started_at = clock_timestamp(), finished_at = NULL, worker = $1,"
 	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
-	" FROM picked p, procq.handlers h"
-	" WHERE j.id = p.id AND h.task = j.task"
+	" FROM procq.handlers h"
+	" WHERE j.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x CROSS JOIN LATERAL"
+	"  (SELECT r.id, r.priority FROM procq.jobs r"
+	"   WHERE r.task = x.task AND " PQ_READY_COND
+	/* a handler only runs jobs of roles its registrant may act as */
+	"   AND pg_catalog.pg_has_role(x.registered_by::oid, r.deferred_by::oid, 'USAGE')"
+	"   ORDER BY r.priority DESC, r.id LIMIT $3 FOR UPDATE OF r SKIP LOCKED) c"
+	"  WHERE x.kind = $4 ORDER BY c.priority DESC, c.id LIMIT $3))"
+	" AND h.task = j.task"
 	" RETURNING j.id, j.task, j.args, j.deferred_by, h.command,"
 	" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by,"
 	" h.registered_at, j.attempts, j.max_attempts, j.priority, j.lock,"
