@@ -10,7 +10,7 @@
  * every job of the batch and how many workers of its slot died in a row
  * while it was in their batch, in one write of a file of its slot
  * ($PGDATA/pg_procq/worker_<slot>, one "job deaths" line per job).  The
- * file is removed when the batch commits.
+ * file is emptied when the batch commits.
  *
  * The next worker in the slot reads the file: its jobs are suspects.  As
  * long as there are suspects, the worker runs batches of one job (see
@@ -22,7 +22,7 @@
  * launcher) writes back what the file said before its batch: an
  * interrupted batch does not count.
  *
- * Global state, in a worker process: the file's path, the suspects (job,
+ * Global state, in a worker process: the file's path and descriptor, the suspects (job,
  * deaths) read at start and not yet cleared, how many batches of one are
  * left to clear them, and the jobs of the open batch.
  *
@@ -50,6 +50,7 @@ typedef struct CrashEntry
 volatile sig_atomic_t pq_clean_stop = false;
 
 static char *running_file = NULL;
+static int	running_fd = -1;
 static CrashEntry *suspects = NULL;
 static int	nsuspects = 0;
 static int	alone_left = 0;		/* batches of one left to clear suspects */
@@ -59,33 +60,27 @@ static int	batch_cap = 0;
 static bool file_written = false;
 
 /*
- * write_entries replaces the slot's file with the given entries, or
- * removes it when there are none.
+ * write_entries replaces the content of the slot's file with the given
+ * entries (none: empty), through the descriptor kept open for the life of
+ * the worker: one write and one truncate per batch, no open or unlink.
  */
 static void
 write_entries(const CrashEntry *entries, int n)
 {
 	StringInfoData buf;
-	int			fd;
 
-	if (n == 0)
-	{
-		if (file_written && unlink(running_file) < 0 && errno != ENOENT)
-			ereport(WARNING,
-					(errcode_for_file_access(),
-					 errmsg("could not remove file \"%s\": %m", running_file)));
-		file_written = false;
+	if (n == 0 && !file_written)
 		return;
-	}
 	initStringInfo(&buf);
 	for (int i = 0; i < n; i++)
 		appendStringInfo(&buf, "%lld %d\n", (long long) entries[i].job_id, entries[i].deaths);
-	fd = OpenTransientFile(running_file, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
-	if (fd < 0 || write(fd, buf.data, buf.len) != buf.len || CloseTransientFile(fd) != 0)
+	if (running_fd < 0 ||
+		(buf.len > 0 && pg_pwrite(running_fd, buf.data, buf.len, 0) != buf.len) ||
+		ftruncate(running_fd, buf.len) != 0)
 		ereport(WARNING,
 				(errcode_for_file_access(),
 				 errmsg("could not write file \"%s\": %m", running_file)));
-	file_written = true;
+	file_written = (n > 0);
 	pfree(buf.data);
 }
 
@@ -122,10 +117,14 @@ pq_crash_open(int slot)
 	running_file = MemoryContextStrdup(TopMemoryContext,
 									   psprintf("%s/worker_%d", dir, slot + 1));
 	suspects = MemoryContextAlloc(TopMemoryContext, sizeof(CrashEntry) * cap);
+	running_fd = BasicOpenFile(running_file, O_RDWR | O_CREAT | PG_BINARY);
+	if (running_fd < 0)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", running_file)));
 	f = AllocateFile(running_file, "r");
 	if (f == NULL)
 		return;
-	file_written = true;
 	while (fscanf(f, "%lld %d", &job, &deaths) == 2)
 	{
 		if (nsuspects == cap)
@@ -138,6 +137,7 @@ pq_crash_open(int slot)
 		nsuspects++;
 	}
 	FreeFile(f);
+	file_written = (nsuspects > 0);
 	/* enough batches of one for every suspect, and as many for the others */
 	alone_left = 2 * nsuspects;
 }
