@@ -40,28 +40,70 @@
 #include "worker_jobs.h"
 
 /*
- * The jobs to update are given by id (an array from an InitPlan): a join
- * with the picked rows would be planned, generically, for a tenth of the
- * table (the estimate for LIMIT $n), as a scan of all of procq.jobs.
+ * The claim, with its LIMIT written in: with a parameter there, every
+ * execution was planned again (a generic plan is costed for a tenth of the
+ * table, so the plan cache kept choosing custom plans).  The jobs to update
+ * are given by id (an array from an InitPlan), so that even that estimate
+ * could not make the update scan all of procq.jobs.  %d is the limit.
  */
-static PQStatement stmt_claim = PQ_STATEMENT(
-	"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1,"
-	" started_at = clock_timestamp(), finished_at = NULL, worker = $1,"
-	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
-	" FROM procq.handlers h"
-	" WHERE j.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x CROSS JOIN LATERAL"
-	"  (SELECT r.id, r.priority FROM procq.jobs r"
-	"   WHERE r.task = x.task AND " PQ_READY_COND
-	/* a handler only runs jobs of roles its registrant may act as */
-	"   AND pg_catalog.pg_has_role(x.registered_by::oid, r.deferred_by::oid, 'USAGE')"
-	"   ORDER BY r.priority DESC, r.id LIMIT $3 FOR UPDATE OF r SKIP LOCKED) c"
-	"  WHERE x.kind = $4 ORDER BY c.priority DESC, c.id LIMIT $3))"
-	" AND h.task = j.task"
-	" RETURNING j.id, j.task, j.args, j.deferred_by, h.command,"
-	" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by,"
-	" h.registered_at, j.attempts, j.max_attempts, j.priority, j.lock,"
-	" j.queueing_lock",
-	4, TEXTOID, INT4OID, INT4OID, TEXTOID);
+#define CLAIM_SQL \
+	"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1," \
+	" started_at = clock_timestamp(), finished_at = NULL, worker = $1," \
+	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)" \
+	" FROM procq.handlers h" \
+	" WHERE j.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x CROSS JOIN LATERAL" \
+	"  (SELECT r.id, r.priority FROM procq.jobs r" \
+	"   WHERE r.task = x.task AND " PQ_READY_COND \
+	/* a handler only runs jobs of roles its registrant may act as */ \
+	"   AND pg_catalog.pg_has_role(x.registered_by::oid, r.deferred_by::oid, 'USAGE')" \
+	"   ORDER BY r.priority DESC, r.id LIMIT %d FOR UPDATE OF r SKIP LOCKED) c" \
+	"  WHERE x.kind = $3 ORDER BY c.priority DESC, c.id LIMIT %d))" \
+	" AND h.task = j.task" \
+	" RETURNING j.id, j.task, j.args, j.deferred_by, h.command," \
+	" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by," \
+	" h.registered_at, j.attempts, j.max_attempts, j.priority, j.lock," \
+	" j.queueing_lock"
+
+/*
+ * The claim statements of this worker: one for a single job (shell jobs,
+ * and SQL jobs after a worker death), one for procq.batch_size, made again
+ * when that setting changes.  In TopMemoryContext.
+ */
+static PQStatement *claim_one = NULL;
+static PQStatement *claim_batch = NULL;
+static int	claim_batch_n = 0;	/* the limit of claim_batch */
+
+/*
+ * claim_statement returns the claim statement for n jobs, making it (with
+ * its kept plan freed, if it had one) when there is none for n.
+ */
+static PQStatement *
+claim_statement(int n)
+{
+	PQStatement **slot = (n == 1) ? &claim_one : &claim_batch;
+	PQStatement *stmt = *slot;
+
+	if (stmt != NULL && (n == 1 || claim_batch_n == n))
+		return stmt;
+	if (n != 1)
+		claim_batch_n = n;
+	if (stmt == NULL)
+		stmt = MemoryContextAllocZero(TopMemoryContext, sizeof(PQStatement));
+	else
+	{
+		if (stmt->plan != NULL)
+			SPI_freeplan(stmt->plan);
+		pfree((char *) stmt->sql);
+	}
+	stmt->sql = MemoryContextStrdup(TopMemoryContext, psprintf(CLAIM_SQL, n, n));
+	stmt->nargs = 3;
+	stmt->argtypes[0] = TEXTOID;
+	stmt->argtypes[1] = INT4OID;
+	stmt->argtypes[2] = TEXTOID;
+	stmt->plan = NULL;
+	*slot = stmt;
+	return stmt;
+}
 
 static PQStatement stmt_outcomes = PQ_STATEMENT(
 	"UPDATE procq.jobs j SET status = o.status::procq.job_status,"
@@ -128,16 +170,15 @@ int
 pq_claim_jobs(const char *kind, int n, int lease_seconds, PQWorkerJob **jobs,
 			  MemoryContext cxt)
 {
-	Datum		v[4];
+	Datum		v[3];
 	int			njobs;
 	PQWorkerJob *out;
 	MemoryContext old;
 
 	v[0] = CStringGetTextDatum(pq_my_name);
 	v[1] = Int32GetDatum(lease_seconds);
-	v[2] = Int32GetDatum(n);
-	v[3] = CStringGetTextDatum(kind);
-	njobs = pq_exec(&stmt_claim, v, NULL, 0);
+	v[2] = CStringGetTextDatum(kind);
+	njobs = pq_exec(claim_statement(n), v, NULL, 0);
 
 	old = MemoryContextSwitchTo(cxt);
 	out = palloc0(sizeof(PQWorkerJob) * Max(njobs, 1));
