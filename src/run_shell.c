@@ -77,12 +77,22 @@ jsonb_string(char *text, int len)
  * json_to_jsonb converts JSON text to jsonb, in a subtransaction: valid
  * JSON that jsonb still refuses ("\u0000", a number out of range) must not
  * cost the worker its life.  Returns false (and nothing) then.
+ *
+ * An ERROR resets the interrupt and critical-section holdoff counts before
+ * it reaches PG_CATCH (errfinish), so the catch puts back the ones this
+ * worker had: the worker holds cancel interrupts outside SQL handlers, and
+ * a count left at zero would make the next handler's RESUME_CANCEL_INTERRUPTS
+ * drive it below zero, keeping timeouts and aborts out of that handler.
+ * The memory context and resource owner are put back too.
  */
 static bool
 json_to_jsonb(char *json, Datum *result)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	uint32		save_interrupt_holdoff = InterruptHoldoffCount;
+	uint32		save_cancel_holdoff = QueryCancelHoldoffCount;
+	uint32		save_crit_section = CritSectionCount;
 	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
@@ -97,6 +107,9 @@ json_to_jsonb(char *json, Datum *result)
 		MemoryContextSwitchTo(oldcxt);
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		InterruptHoldoffCount = save_interrupt_holdoff;
+		QueryCancelHoldoffCount = save_cancel_holdoff;
+		CritSectionCount = save_crit_section;
 		ok = false;
 	}
 	PG_END_TRY();
