@@ -86,7 +86,8 @@ static PQStatement stmt_abort_doing = PQ_STATEMENT(
 
 static PQStatement stmt_heartbeat = PQ_STATEMENT(
 	"UPDATE procq.jobs"
-	" SET lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
+	" SET lease_expires_at = greatest(lease_expires_at,"
+	"  clock_timestamp() + make_interval(secs => $2))"
 	" WHERE id = $1 AND status = 'doing' RETURNING lease_expires_at",
 	2, INT8OID, INT4OID);
 
@@ -404,8 +405,15 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 /*
  * procq.heartbeat(job_id) returns timestamptz
  *
- * Extends the lease of a doing job by procq.lease_duration from now, and
- * returns when it will run out.
+ * Extends the lease of a doing job to procq.lease_duration from now, and
+ * returns when it will run out.  It never shortens a lease: anyone may SET
+ * procq.lease_duration, and a background worker's shell job is leased for
+ * longer than any timeout (the workers recover the jobs of dead workers
+ * themselves), so a short lease would let recover_stalled put the job
+ * back while it still runs, and another worker run it a second time.  A
+ * heartbeat on such a job (say from its own program, through
+ * PROCQ_JOB_ID) is accepted and leaves the lease as it is: refusing it
+ * would only break programs that work with external workers too.
  */
 Datum
 procq_heartbeat(PG_FUNCTION_ARGS)
