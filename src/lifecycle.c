@@ -359,14 +359,41 @@ procq_retry_job(PG_FUNCTION_ARGS)
 }
 
 /*
+ * abort_by_worker asks the background worker that runs job_id to abort
+ * it (pq_abort_running_job).  Returns false when no worker runs it;
+ * otherwise true, with in *answer what cancel_job returns: true when the
+ * worker will end the job cancelled, false when it is already ending it
+ * otherwise.
+ */
+static bool
+abort_by_worker(int64 job_id, bool *answer)
+{
+	switch (pq_abort_running_job(job_id))
+	{
+		case PQ_ABORT_REQUESTED:
+			*answer = true;
+			return true;
+		case PQ_ABORT_TOO_LATE:
+			*answer = false;
+			return true;
+		case PQ_ABORT_NOT_RUNNING:
+			break;
+	}
+	return false;
+}
+
+/*
  * procq.cancel_job(job_id, abort) returns boolean
  *
  * Cancels a todo job (the status trigger cancels its waiting descendants).
  * With abort, also stops a job that is running: a background worker
  * running it is told to stop it (kill a shell job's process group, cancel
- * a SQL job's statement) and ends it cancelled; a job an external worker
- * runs is marked cancelled at once, and its worker's finish_job will fail.
- * Returns false when there was nothing to cancel.
+ * a SQL job's statement) and ends it cancelled, even when the request
+ * comes after the handler's statement or program ended; a job an external
+ * worker runs is marked cancelled at once, and its worker's finish_job
+ * will fail.  Returns false when there was nothing to cancel, or when the
+ * worker had already decided how the job ends (see shmem.c): true means
+ * the job ends cancelled.
  */
 Datum
 procq_cancel_job(PG_FUNCTION_ARGS)
@@ -386,8 +413,8 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 	 * there is nothing to cancel (and its row stays locked until the
 	 * worker's batch commits: do not wait for that).
 	 */
-	if (abort && pq_abort_running_job(job_id))
-		PG_RETURN_BOOL(true);
+	if (abort && abort_by_worker(job_id, &cancelled))
+		PG_RETURN_BOOL(cancelled);
 	if (!abort && pq_worker_runs_job(job_id))
 		PG_RETURN_BOOL(false);
 
@@ -395,7 +422,15 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 	lock_queue_of(job_id);
 	v[0] = Int64GetDatum(job_id);
 	cancelled = pq_exec(&stmt_cancel, v, NULL, 1) == 1;
-	if (!cancelled && abort)
+
+	/*
+	 * Not todo (any fetch of it that was under way has committed by now):
+	 * a background worker that fetched it meanwhile shows it in its slot
+	 * (a worker names the job there before its fetch commits), and must be
+	 * asked, or it would run the job marked cancelled.  Else an external
+	 * worker runs it, and it is marked cancelled.
+	 */
+	if (!cancelled && abort && !abort_by_worker(job_id, &cancelled))
 		cancelled = pq_exec(&stmt_abort_doing, v, NULL, 1) == 1;
 	pq_finish();
 

@@ -179,16 +179,17 @@ shell_result(PQShellResult *res, Datum *result)
 
 /*
  * shell_outcome decides how a shell job ended: cancelled when it was
- * aborted, failed when it could not start, timed out, was killed or exited
- * non-zero (with the tail of its stderr), else succeeded (saying so when
- * its stdout was cut).
+ * aborted (also when the abort came after the program ended: cancel_job
+ * returned true), failed when it could not start, timed out, was killed
+ * or exited non-zero (with the tail of its stderr), else succeeded (saying
+ * so when its stdout was cut).
  */
 static ShellOutcome
 shell_outcome(PQFetchedJob *job, PQShellResult *res)
 {
 	ShellOutcome out = {"succeeded", NULL};
 
-	if (res->aborted && pq_slot_abort_requested(job->id))
+	if (pq_slot_settle_abort(job->id))
 	{
 		out.status = "cancelled";
 		out.error = "aborted by procq.cancel_job";
@@ -276,11 +277,12 @@ pq_run_shell_job(MemoryContext jobcxt)
 		pq_end_work();
 		return false;
 	}
+	/* In the slot before it is doing: cancel_job must find it here. */
+	pq_slot_set_state(PQ_WORKER_SHELL, job.id, job.task);
 	pq_end_work();
 
 	/* Everything until the next transaction lives in jobcxt. */
 	MemoryContextSwitchTo(jobcxt);
-	pq_slot_set_state(PQ_WORKER_SHELL, job.id, job.task);
 	run_program(&job, &res);
 
 	/* Shutting down: the next worker in this slot recovers the job. */

@@ -171,6 +171,11 @@ run_handler(PQFetchedJob *job, MemoryContext jobcxt, Oid save_userid,
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(false, gucnest);
 
+	/* An abort that came after the statement still rolls the job back. */
+	if (pq_slot_settle_abort(job->id))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("aborted by procq.cancel_job")));
 	pq_worker_finish(job->id, "succeeded", result, result_null, NULL);
 }
 
@@ -191,12 +196,13 @@ run_sql_job(PQFetchedJob *job, MemoryContext jobcxt)
 	char	   *volatile error = NULL;
 	volatile bool aborted = false;
 
-	pq_slot_set_state(PQ_WORKER_SQL, job->id, job->task);
+	/* A refused job is not run: no worker runs it that an abort could stop. */
 	if (refuse_job(job))
 	{
 		pq_slot_job_done();
 		return;
 	}
+	pq_slot_set_state(PQ_WORKER_SQL, job->id, job->task);
 
 	(void) pq_crash_note_running(job->id);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -231,7 +237,7 @@ run_sql_job(PQFetchedJob *job, MemoryContext jobcxt)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 
-		aborted = pq_slot_abort_requested(job->id);
+		aborted = pq_slot_settle_abort(job->id);
 		error = aborted ? "aborted by procq.cancel_job" : error_text(edata);
 	}
 	PG_END_TRY();

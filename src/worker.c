@@ -144,7 +144,7 @@ start_worker(int slot)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
-	pqsignal(SIGINT, StatementCancelHandler);
+	pqsignal(SIGINT, pq_slot_abort_signal);	/* cancel_job(abort), see shmem.c */
 	pqsignal(SIGQUIT, worker_quickdie);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(pq_database, NULL, 0);
