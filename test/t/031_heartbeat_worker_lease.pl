@@ -16,7 +16,7 @@ use ProcqTest;
 my $node = procq_node('heartbeat_lease',
 	conf => [ 'procq.workers = 2', 'procq.enable_shell = on' ],
 	workers => 2);
-my $n = register_slow($node, 6);
+my $n = register_slow($node, 10);
 my $job = defer($node, 'slow', undef, 2);
 wait_for($node, "(SELECT count(*) = 1 FROM procq.worker_status WHERE job_id = $job)",
 	"no worker started shell job $job");
@@ -39,7 +39,7 @@ is(sql($node, 'SELECT procq.recover_stalled()'), '0',
 wait_final($node, "shell job $job", $job, 60);
 check_job($node, $job, 'the shell job ran once and succeeded',
 	"status = 'succeeded' AND attempts = 1 AND result IS NULL");
-ok(wait_gone("6\\.$n", 10), 'no run of the program is left');
+ok(wait_gone("10\\.$n", 10), 'no run of the program is left');
 
 $node->stop;
 done_testing();
