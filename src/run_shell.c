@@ -85,12 +85,22 @@ jsonb_string(char *text, int len)
  * json_to_jsonb converts JSON text to jsonb, in a subtransaction: valid
  * JSON that jsonb still refuses ("\u0000", a number out of range) must not
  * cost the worker its life.  Returns false (and nothing) then.
+ *
+ * An ERROR resets the interrupt and critical-section holdoff counts before
+ * it reaches PG_CATCH (errfinish), so the catch puts back the ones this
+ * worker had: the worker holds cancel interrupts outside SQL handlers, and
+ * a count left at zero would make the next handler's RESUME_CANCEL_INTERRUPTS
+ * drive it below zero, keeping timeouts and aborts out of that handler.
+ * The memory context and resource owner are put back too.
  */
 static bool
 json_to_jsonb(char *json, Datum *result)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	uint32		save_interrupt_holdoff = InterruptHoldoffCount;
+	uint32		save_cancel_holdoff = QueryCancelHoldoffCount;
+	uint32		save_crit_section = CritSectionCount;
 	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
@@ -105,6 +115,9 @@ json_to_jsonb(char *json, Datum *result)
 		MemoryContextSwitchTo(oldcxt);
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		InterruptHoldoffCount = save_interrupt_holdoff;
+		QueryCancelHoldoffCount = save_cancel_holdoff;
+		CritSectionCount = save_crit_section;
 		ok = false;
 	}
 	PG_END_TRY();
@@ -174,16 +187,17 @@ shell_result(PQShellResult *res, Datum *result)
 
 /*
  * shell_outcome decides how a shell job ended: cancelled when it was
- * aborted, failed when it could not start, timed out, was killed or exited
- * non-zero (with the tail of its stderr), else succeeded (saying so when
- * its stdout was cut).
+ * aborted (also when the abort came after the program ended: cancel_job
+ * returned true), failed when it could not start, timed out, was killed
+ * or exited non-zero (with the tail of its stderr), else succeeded (saying
+ * so when its stdout was cut).
  */
 static ShellOutcome
 shell_outcome(PQWorkerJob *job, PQShellResult *res)
 {
 	ShellOutcome out = {"succeeded", NULL};
 
-	if (res->aborted && pq_slot_abort_requested(job->id))
+	if (pq_slot_settle_abort(job->id))
 	{
 		out.status = "cancelled";
 		out.error = "aborted by procq.cancel_job";
@@ -294,10 +308,11 @@ clean_up_after_error(void)
 
 /*
  * record_outcome records the outcome of the shell job in flight, job, in
- * a transaction of its own; on error, the job is failed with an error
- * saying that its outcome could not be recorded, and why.  If even that
- * fails, the error goes up and the job stays in flight: the worker tries
- * again (pq_shell_finish_in_flight) before it takes more work.
+ * a transaction of its own; on error, the job is failed (or cancelled,
+ * when it was aborted) with an error saying that its outcome could not be
+ * recorded, and why.  If even that fails, the error goes up and the job
+ * stays in flight: the worker tries again (pq_shell_finish_in_flight)
+ * before it takes more work.
  */
 static void
 record_outcome(PQWorkerJob *job, PQShellResult *res, ShellOutcome outcome,
@@ -339,7 +354,9 @@ record_outcome(PQWorkerJob *job, PQShellResult *res, ShellOutcome outcome,
 						pq_my_slot + 1, (long long) job->id),
 				 errdetail_internal("%s", error)));
 		pq_begin_work("failing a shell job");
-		job->status = "failed";
+		/* An abort settled as cancelled stays cancelled: cancel_job said so. */
+		if (strcmp(outcome.status, "cancelled") != 0)
+			job->status = "failed";
 		job->has_result = false;
 		job->error = error;
 		(void) pq_record_outcomes(job, 1);
@@ -405,13 +422,17 @@ pq_run_shell_job(MemoryContext jobcxt)
 		pq_end_work();
 		return false;
 	}
-	pq_end_work();
 	job = &jobs[0];
+	/* In the slot before it is doing: cancel_job must find it here. */
+	pq_slot_set_state(PQ_WORKER_SHELL, job->id, job->task);
+	pq_end_work();
 	set_in_flight(job);
+	/* Only an abort of this job may cancel what follows. */
+	if (!pq_slot_abort_requested(job->id))
+		QueryCancelPending = false;
 
 	/* Everything until the next transaction lives in jobcxt. */
 	MemoryContextSwitchTo(jobcxt);
-	pq_slot_set_state(PQ_WORKER_SHELL, job->id, job->task);
 	run_program(job, &res);
 
 	/* Stopped cleanly: the job goes back; then the worker exits. */

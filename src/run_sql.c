@@ -244,6 +244,11 @@ run_handler(PQWorkerJob *job, MemoryContext cxt, Oid save_userid,
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(false, gucnest);
 
+	/* An abort that came after the statement still rolls the job back. */
+	if (pq_slot_settle_abort(job->id))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("aborted by procq.cancel_job")));
 	job->status = "succeeded";
 	job->has_result = !result_null;
 	job->result = result;
@@ -289,13 +294,14 @@ run_sql_job(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
 	Oid			save_userid;
 	int			save_sec_context;
 
-	pq_slot_set_state(PQ_WORKER_SQL, job->id, job->task);
+	/* A refused job is not run: no worker runs it that an abort could stop. */
 	MemoryContextSwitchTo(batchcxt);
 	if (refuse_job(job))
 	{
 		pq_slot_job_done();
 		return;
 	}
+	pq_slot_set_state(PQ_WORKER_SQL, job->id, job->task);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 
 	/* Only an abort of this job may cancel what follows. */
@@ -329,7 +335,7 @@ run_sql_job(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
 		MemoryContextSwitchTo(batchcxt);
 		CurrentResourceOwner = oldowner;
 
-		aborted = pq_slot_abort_requested(job->id);
+		aborted = pq_slot_settle_abort(job->id);
 		job->status = aborted ? "cancelled" : "failed";
 		job->has_result = false;
 		job->error = aborted ? "aborted by procq.cancel_job" : pq_error_text(edata);

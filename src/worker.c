@@ -184,8 +184,8 @@ static void
 start_worker(int slot)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	install_sigterm();
-	pqsignal(SIGINT, StatementCancelHandler);
+	install_sigterm();			/* SA_SIGINFO: a clean stop is no death */
+	pqsignal(SIGINT, pq_slot_abort_signal);	/* cancel_job(abort), see shmem.c */
 	pqsignal(SIGQUIT, worker_quickdie);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(pq_database, NULL, 0);
