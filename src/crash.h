@@ -10,15 +10,26 @@
 
 #include "postgres.h"
 
+#include <signal.h>
+
 /*
  * How many times a worker may die while running the same SQL job before
  * the job is failed instead of run again.
  */
 #define PQ_POISON_LIMIT 3
 
+/*
+ * Set by the worker's SIGTERM handler when the postmaster or the launcher
+ * stops the worker (a shutdown, a restart, procq.workers lowered): the job
+ * in flight is interrupted, its worker did not die of it.
+ */
+extern volatile sig_atomic_t pq_clean_stop;
+
 extern void pq_crash_open(int slot);
-extern bool pq_crash_is_poison(int64 job_id, int *runs);
-extern int	pq_crash_note_running(int64 job_id);
-extern void pq_crash_clear(void);
+extern bool pq_crash_alone(void);
+extern int	pq_crash_deaths(int64 job_id);
+extern void pq_crash_note_batch(const int64 *ids, int n);
+extern void pq_crash_batch_done(void);
+extern void pq_crash_interrupted(void);
 
 #endif							/* PROCQ_CRASH_H */

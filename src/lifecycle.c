@@ -108,7 +108,8 @@ static PQStatement stmt_abort_doing = PQ_STATEMENT(
 
 static PQStatement stmt_heartbeat = PQ_STATEMENT(
 	"UPDATE procq.jobs"
-	" SET lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
+	" SET lease_expires_at = greatest(lease_expires_at,"
+	"  clock_timestamp() + make_interval(secs => $2))"
 	" WHERE id = $1 AND status = 'doing' RETURNING lease_expires_at",
 	2, INT8OID, INT4OID);
 
@@ -393,14 +394,41 @@ procq_retry_job(PG_FUNCTION_ARGS)
 }
 
 /*
+ * abort_by_worker asks the background worker that runs job_id to abort
+ * it (pq_abort_running_job).  Returns false when no worker runs it;
+ * otherwise true, with in *answer what cancel_job returns: true when the
+ * worker will end the job cancelled, false when it is already ending it
+ * otherwise.
+ */
+static bool
+abort_by_worker(int64 job_id, bool *answer)
+{
+	switch (pq_abort_running_job(job_id))
+	{
+		case PQ_ABORT_REQUESTED:
+			*answer = true;
+			return true;
+		case PQ_ABORT_TOO_LATE:
+			*answer = false;
+			return true;
+		case PQ_ABORT_NOT_RUNNING:
+			break;
+	}
+	return false;
+}
+
+/*
  * procq.cancel_job(job_id, abort) returns boolean
  *
  * Cancels a todo job (the status trigger cancels its waiting descendants).
  * With abort, also stops a job that is running: a background worker
  * running it is told to stop it (kill a shell job's process group, cancel
- * a SQL job's statement) and ends it cancelled; a job an external worker
- * runs is marked cancelled at once, and its worker's finish_job will fail.
- * Returns false when there was nothing to cancel.
+ * a SQL job's statement) and ends it cancelled, even when the request
+ * comes after the handler's statement or program ended; a job an external
+ * worker runs is marked cancelled at once, and its worker's finish_job
+ * will fail.  Returns false when there was nothing to cancel, or when the
+ * worker had already decided how the job ends (see shmem.c): true means
+ * the job ends cancelled.
  */
 Datum
 procq_cancel_job(PG_FUNCTION_ARGS)
@@ -420,8 +448,8 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 	 * there is nothing to cancel (and its row stays locked until the
 	 * worker's batch commits: do not wait for that).
 	 */
-	if (abort && pq_abort_running_job(job_id))
-		PG_RETURN_BOOL(true);
+	if (abort && abort_by_worker(job_id, &cancelled))
+		PG_RETURN_BOOL(cancelled);
 	if (!abort && pq_worker_runs_job(job_id))
 		PG_RETURN_BOOL(false);
 
@@ -429,7 +457,15 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 	lock_queue_of(job_id);
 	v[0] = Int64GetDatum(job_id);
 	cancelled = pq_exec(&stmt_cancel, v, NULL, 1) == 1;
-	if (!cancelled && abort)
+
+	/*
+	 * Not todo (any fetch of it that was under way has committed by now):
+	 * a background worker that fetched it meanwhile shows it in its slot
+	 * (a worker names the job there before its fetch commits), and must be
+	 * asked, or it would run the job marked cancelled.  Else an external
+	 * worker runs it, and it is marked cancelled.
+	 */
+	if (!cancelled && abort && !abort_by_worker(job_id, &cancelled))
 		cancelled = pq_exec(&stmt_abort_doing, v, NULL, 1) == 1;
 	pq_finish();
 
@@ -439,8 +475,15 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 /*
  * procq.heartbeat(job_id) returns timestamptz
  *
- * Extends the lease of a doing job by procq.lease_duration from now, and
- * returns when it will run out.
+ * Extends the lease of a doing job to procq.lease_duration from now, and
+ * returns when it will run out.  It never shortens a lease: anyone may SET
+ * procq.lease_duration, and a background worker's shell job is leased for
+ * longer than any timeout (the workers recover the jobs of dead workers
+ * themselves), so a short lease would let recover_stalled put the job
+ * back while it still runs, and another worker run it a second time.  A
+ * heartbeat on such a job (say from its own program, through
+ * PROCQ_JOB_ID) is accepted and leaves the lease as it is: refusing it
+ * would only break programs that work with external workers too.
  */
 Datum
 procq_heartbeat(PG_FUNCTION_ARGS)

@@ -10,7 +10,7 @@
  *	SQL API			workflow.c, handlers.c, triggers.c (and the SQL functions of
  *					the domain files below)
  *	workers			launcher.c, worker.c, run_sql.c, run_shell.c, orphans.c,
- *					crash.c, retention.c
+ *					crash.c, worker_jobs.c, retention.c
  *	domain			defer.c, fetch.c, finish.c, lifecycle.c, cascade.c, locks.c,
  *					jobs.c
  *	infrastructure	notify.c, shmem.c, worker_xact.c, spi_exec.c, args.c,

@@ -4,7 +4,13 @@
  *	  The worker side of shell jobs.  A shell job is fetched and committed
  *	  as doing first, its program runs outside any transaction (shell.c),
  *	  and the outcome is recorded in a second transaction.  A shell job
- *	  whose worker died is put back by the workers (orphans.c).
+ *	  whose worker died is put back by the workers (orphans.c); one whose
+ *	  worker was stopped cleanly is put back by its worker, as if it had
+ *	  not been taken.  An error while recording the outcome fails the job
+ *	  with that error: a job never stays doing under a live worker.
+ *
+ * Global state, in a worker process: the shell job in flight (fetched and
+ * not yet finished), so that an error anywhere cannot strand it.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,13 +27,15 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timeout.h"
 
-#include "fetch.h"
+#include "crash.h"
 #include "guc.h"
 #include "lifecycle.h"
 #include "run_shell.h"
 #include "shell.h"
 #include "shmem.h"
+#include "worker_jobs.h"
 #include "worker_xact.h"
 
 /* How long a shell job's process group gets between SIGTERM and SIGKILL. */
@@ -77,12 +85,22 @@ jsonb_string(char *text, int len)
  * json_to_jsonb converts JSON text to jsonb, in a subtransaction: valid
  * JSON that jsonb still refuses ("\u0000", a number out of range) must not
  * cost the worker its life.  Returns false (and nothing) then.
+ *
+ * An ERROR resets the interrupt and critical-section holdoff counts before
+ * it reaches PG_CATCH (errfinish), so the catch puts back the ones this
+ * worker had: the worker holds cancel interrupts outside SQL handlers, and
+ * a count left at zero would make the next handler's RESUME_CANCEL_INTERRUPTS
+ * drive it below zero, keeping timeouts and aborts out of that handler.
+ * The memory context and resource owner are put back too.
  */
 static bool
 json_to_jsonb(char *json, Datum *result)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	uint32		save_interrupt_holdoff = InterruptHoldoffCount;
+	uint32		save_cancel_holdoff = QueryCancelHoldoffCount;
+	uint32		save_crit_section = CritSectionCount;
 	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
@@ -97,6 +115,9 @@ json_to_jsonb(char *json, Datum *result)
 		MemoryContextSwitchTo(oldcxt);
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		InterruptHoldoffCount = save_interrupt_holdoff;
+		QueryCancelHoldoffCount = save_cancel_holdoff;
+		CritSectionCount = save_crit_section;
 		ok = false;
 	}
 	PG_END_TRY();
@@ -166,16 +187,17 @@ shell_result(PQShellResult *res, Datum *result)
 
 /*
  * shell_outcome decides how a shell job ended: cancelled when it was
- * aborted, failed when it could not start, timed out, was killed or exited
- * non-zero (with the tail of its stderr), else succeeded (saying so when
- * its stdout was cut).
+ * aborted (also when the abort came after the program ended: cancel_job
+ * returned true), failed when it could not start, timed out, was killed
+ * or exited non-zero (with the tail of its stderr), else succeeded (saying
+ * so when its stdout was cut).
  */
 static ShellOutcome
-shell_outcome(PQFetchedJob *job, PQShellResult *res)
+shell_outcome(PQWorkerJob *job, PQShellResult *res)
 {
 	ShellOutcome out = {"succeeded", NULL};
 
-	if (res->aborted && pq_slot_abort_requested(job->id))
+	if (pq_slot_settle_abort(job->id))
 	{
 		out.status = "cancelled";
 		out.error = "aborted by procq.cancel_job";
@@ -213,7 +235,7 @@ shell_outcome(PQFetchedJob *job, PQShellResult *res)
  * procq.shell_output_limit, and fills *res.
  */
 static void
-run_program(PQFetchedJob *job, PQShellResult *res)
+run_program(PQWorkerJob *job, PQShellResult *res)
 {
 	char	  **argv;
 	char		errbuf[256];
@@ -242,6 +264,143 @@ run_program(PQFetchedJob *job, PQShellResult *res)
 	free(argv);
 }
 
+/* The shell job fetched and not yet finished (id 0: none), in TopMemoryContext. */
+static PQWorkerJob in_flight;
+
+/*
+ * set_in_flight remembers job as the shell job in flight, or forgets it
+ * (job NULL).
+ */
+static void
+set_in_flight(PQWorkerJob *job)
+{
+	if (in_flight.lock)
+		pfree(in_flight.lock);
+	if (in_flight.queueing_lock)
+		pfree(in_flight.queueing_lock);
+	memset(&in_flight, 0, sizeof(in_flight));
+	if (job == NULL)
+		return;
+	in_flight.id = job->id;
+	in_flight.attempts = job->attempts;
+	in_flight.max_attempts = job->max_attempts;
+	if (job->lock)
+		in_flight.lock = MemoryContextStrdup(TopMemoryContext, job->lock);
+	if (job->queueing_lock)
+		in_flight.queueing_lock = MemoryContextStrdup(TopMemoryContext, job->queueing_lock);
+}
+
+/*
+ * clean_up_after_error leaves a caught error behind, like the worker's
+ * error recovery: the transaction aborted, the error state flushed, and
+ * cancel interrupts held again (they only count while a SQL handler runs).
+ */
+static void
+clean_up_after_error(void)
+{
+	HOLD_INTERRUPTS();
+	disable_all_timeouts(false);
+	AbortOutOfAnyTransaction();
+	FlushErrorState();
+	QueryCancelHoldoffCount = 1;
+	RESUME_INTERRUPTS();
+}
+
+/*
+ * record_outcome records the outcome of the shell job in flight, job, in
+ * a transaction of its own; on error, the job is failed (or cancelled,
+ * when it was aborted) with an error saying that its outcome could not be
+ * recorded, and why.  If even that fails, the error goes up and the job
+ * stays in flight: the worker tries again (pq_shell_finish_in_flight)
+ * before it takes more work.
+ */
+static void
+record_outcome(PQWorkerJob *job, PQShellResult *res, ShellOutcome outcome,
+			   MemoryContext jobcxt)
+{
+	char	   *volatile error = NULL;
+
+	PG_TRY();
+	{
+		MemoryContext old;
+
+		pq_begin_work("finishing a shell job");
+		old = MemoryContextSwitchTo(jobcxt);
+		job->status = outcome.status;
+		job->error = outcome.error;
+		if (strcmp(outcome.status, "succeeded") == 0)
+			job->has_result = shell_result(res, &job->result);
+		MemoryContextSwitchTo(old);
+		(void) pq_record_outcomes(job, 1);
+		pq_end_work();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(jobcxt);
+		edata = CopyErrorData();
+		clean_up_after_error();
+		MemoryContextSwitchTo(jobcxt);
+		error = psprintf("its outcome could not be recorded: %s", pq_error_text(edata));
+	}
+	PG_END_TRY();
+	pq_shell_result_free(res);
+
+	if (error != NULL)
+	{
+		ereport(WARNING,
+				(errmsg("procq worker %d could not record the outcome of shell job %lld",
+						pq_my_slot + 1, (long long) job->id),
+				 errdetail_internal("%s", error)));
+		pq_begin_work("failing a shell job");
+		/* An abort settled as cancelled stays cancelled: cancel_job said so. */
+		if (strcmp(outcome.status, "cancelled") != 0)
+			job->status = "failed";
+		job->has_result = false;
+		job->error = error;
+		(void) pq_record_outcomes(job, 1);
+		pq_end_work();
+	}
+	set_in_flight(NULL);
+}
+
+/*
+ * pq_shell_finish_in_flight fails the shell job in flight, if an error
+ * left one (see record_outcome), so that it never stays doing.
+ */
+void
+pq_shell_finish_in_flight(void)
+{
+	if (in_flight.id == 0)
+		return;
+	pq_begin_work("failing a shell job");
+	in_flight.status = "failed";
+	in_flight.error = "its outcome could not be recorded: the worker met an error";
+	(void) pq_record_outcomes(&in_flight, 1);
+	pq_end_work();
+	set_in_flight(NULL);
+}
+
+/*
+ * put_back_interrupted puts the shell job in flight back as if it had not
+ * been taken, after a clean stop of the worker killed its program; the
+ * stop itself (the pending die) is processed afterwards.
+ */
+static void
+put_back_interrupted(PQWorkerJob *job)
+{
+	HOLD_INTERRUPTS();
+	pq_begin_work("putting back an interrupted shell job");
+	if (pq_put_back_uncounted(job->id, job->lock, job->queueing_lock))
+		ereport(LOG,
+				(errmsg("procq worker %d was stopped while running shell job %lld: the job is back to todo",
+						pq_my_slot + 1, (long long) job->id)));
+	pq_end_work();
+	set_in_flight(NULL);
+	RESUME_INTERRUPTS();
+}
+
 /*
  * pq_run_shell_job fetches one shell job and commits it as doing, runs its
  * program outside any transaction, and records the outcome.  Returns
@@ -250,38 +409,40 @@ run_program(PQFetchedJob *job, PQShellResult *res)
 bool
 pq_run_shell_job(MemoryContext jobcxt)
 {
-	PQFetchedJob job;
+	PQWorkerJob *jobs;
+	PQWorkerJob *job;
 	PQShellResult res;
 	ShellOutcome outcome;
-	Datum		result = (Datum) 0;
-	bool		has_result = false;
-	MemoryContext old;
+
+	pq_shell_finish_in_flight();
 
 	pq_begin_work("fetching a shell job");
-	if (!pq_fetch_handled_job("shell", pq_my_name, PQ_SHELL_LEASE_SECONDS, &job, jobcxt))
+	if (pq_claim_jobs("shell", 1, PQ_SHELL_LEASE_SECONDS, &jobs, jobcxt) == 0)
 	{
 		pq_end_work();
 		return false;
 	}
+	job = &jobs[0];
+	/* In the slot before it is doing: cancel_job must find it here. */
+	pq_slot_set_state(PQ_WORKER_SHELL, job->id, job->task);
 	pq_end_work();
+	set_in_flight(job);
+	/* Only an abort of this job may cancel what follows. */
+	if (!pq_slot_abort_requested(job->id))
+		QueryCancelPending = false;
 
 	/* Everything until the next transaction lives in jobcxt. */
 	MemoryContextSwitchTo(jobcxt);
-	pq_slot_set_state(PQ_WORKER_SHELL, job.id, job.task);
-	run_program(&job, &res);
+	run_program(job, &res);
 
-	/* Shutting down: the next worker in this slot recovers the job. */
+	/* Stopped cleanly: the job goes back; then the worker exits. */
+	if (ProcDiePending && pq_clean_stop)
+		put_back_interrupted(job);
+	/* Otherwise, when shutting down, the next worker recovers the job. */
 	CHECK_FOR_INTERRUPTS();
-	outcome = shell_outcome(&job, &res);
+	outcome = shell_outcome(job, &res);
 
-	pq_begin_work("finishing a shell job");
-	old = MemoryContextSwitchTo(jobcxt);
-	if (strcmp(outcome.status, "succeeded") == 0)
-		has_result = shell_result(&res, &result);
-	pq_shell_result_free(&res);
-	MemoryContextSwitchTo(old);
-	pq_worker_finish(job.id, outcome.status, result, !has_result, outcome.error);
-	pq_end_work();
+	record_outcome(job, &res, outcome, jobcxt);
 	pq_slot_job_done();
 	return true;
 }

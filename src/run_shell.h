@@ -11,5 +11,6 @@
 #include "postgres.h"
 
 extern bool pq_run_shell_job(MemoryContext jobcxt);
+extern void pq_shell_finish_in_flight(void);
 
 #endif							/* PROCQ_RUN_SHELL_H */

@@ -1,13 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * run_sql.c
- *	  Running SQL jobs in a background worker: up to procq.batch_size per
- *	  transaction.  Each is fetched, run in its own subtransaction as the
- *	  role that deferred it, and finished in the same transaction: a
- *	  handler's effects and its job's new status commit together, exactly
- *	  once, and a failing handler rolls back only its own effects.  A crash
- *	  loses the whole uncommitted batch, whose jobs are then still todo and
- *	  run again (crash.c keeps that from going on forever).
+ *	  Running SQL jobs in a background worker, a batch of up to
+ *	  procq.batch_size per transaction, set-based:
+ *
+ *	- the batch is claimed in one statement (worker_jobs.c);
+ *	- each job runs in its own subtransaction, as the role that deferred
+ *	  it, from a plan of its handler's statement prepared once per handler
+ *	  (and prepared again when the handler changes): a failing handler
+ *	  rolls back only its own effects;
+ *	- its session state is reset before the next job starts (reset_session);
+ *	- the outcomes of the whole batch are recorded in one statement in the
+ *	  batch's transaction, so a handler's effects and its job's new status
+ *	  commit together, exactly once;
+ *	- one SPI connection serves the whole batch, and crash accounting
+ *	  (crash.c) writes its file once per batch.
+ *
+ * A crash loses the whole uncommitted batch, whose jobs are then still
+ * todo and run again; crash.c keeps that from going on forever.
+ *
+ * Global state, in a worker process: the kept plans of the handlers it ran
+ * (handler_plans), in their own memory context.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,11 +29,18 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "commands/prepare.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -31,52 +51,93 @@
 #include "crash.h"
 #include "fetch.h"
 #include "guc.h"
-#include "lifecycle.h"
 #include "run_sql.h"
 #include "shmem.h"
 #include "spi_exec.h"
+#include "worker_jobs.h"
 #include "worker_xact.h"
 
-/*
- * error_text renders an error for procq.jobs.error: message, SQLSTATE,
- * detail, hint and context.
- */
-static char *
-error_text(ErrorData *edata)
+/* The kept plan of a handler's statement, for the handler's version. */
+typedef struct HandlerPlan
 {
-	StringInfoData buf;
+	char	   *task;
+	char	   *command;
+	TimestampTz registered_at;
+	SPIPlanPtr	plan;
+} HandlerPlan;
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "%s (SQLSTATE %s)", edata->message,
-					 unpack_sql_state(edata->sqlerrcode));
-	if (edata->detail)
-		appendStringInfo(&buf, "\nDETAIL: %s", edata->detail);
-	if (edata->hint)
-		appendStringInfo(&buf, "\nHINT: %s", edata->hint);
-	if (edata->context)
-		appendStringInfo(&buf, "\nCONTEXT: %s", edata->context);
-	return buf.data;
+static MemoryContext plan_cxt = NULL;
+static HandlerPlan *handler_plans = NULL;
+static int	nhandler_plans = 0;
+static int	handler_plans_cap = 0;
+
+/*
+ * handler_plan returns the kept plan of the job's handler statement,
+ * preparing it when this worker has none for the handler's current version
+ * (a handler registered again gets a new registered_at).  It runs in the
+ * job's subtransaction, as the job's role: a statement that does not parse
+ * fails its job.  Handlers are few: a linear search is enough.
+ */
+static SPIPlanPtr
+handler_plan(PQWorkerJob *job)
+{
+	static Oid	argtypes[2] = {JSONBOID, INT8OID};
+	HandlerPlan *hp = NULL;
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < nhandler_plans && hp == NULL; i++)
+		if (strcmp(handler_plans[i].task, job->task) == 0)
+			hp = &handler_plans[i];
+	if (hp != NULL && hp->registered_at == job->registered_at &&
+		strcmp(hp->command, job->command) == 0)
+		return hp->plan;
+
+	plan = SPI_prepare(job->command, 2, argtypes);
+	if (plan == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("handler statement could not be prepared: %s",
+						SPI_result_code_string(SPI_result))));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "procq: could not keep the plan of the handler of task \"%s\"", job->task);
+
+	if (plan_cxt == NULL)
+		plan_cxt = AllocSetContextCreate(TopMemoryContext, "procq handler plans",
+										 ALLOCSET_SMALL_SIZES);
+	if (hp == NULL)
+	{
+		if (nhandler_plans == handler_plans_cap)
+		{
+			handler_plans_cap = Max(8, handler_plans_cap * 2);
+			handler_plans = handler_plans
+				? repalloc(handler_plans, sizeof(HandlerPlan) * handler_plans_cap)
+				: MemoryContextAlloc(plan_cxt, sizeof(HandlerPlan) * handler_plans_cap);
+		}
+		hp = &handler_plans[nhandler_plans++];
+		hp->task = MemoryContextStrdup(plan_cxt, job->task);
+	}
+	else
+	{
+		SPI_freeplan(hp->plan);
+		pfree(hp->command);
+	}
+	hp->command = MemoryContextStrdup(plan_cxt, job->command);
+	hp->registered_at = job->registered_at;
+	hp->plan = plan;
+	return plan;
 }
 
 /*
- * refuse_job finishes a fetched job without running it when it must not
- * run: it killed PQ_POISON_LIMIT workers (failed for good: a retry would
- * only kill more), the role that deferred it is gone, or the handler's
- * registrant may not act as that role.  Returns whether it did.
+ * refuse_job decides that a claimed job must not run: the role that
+ * deferred it is gone, or the handler's registrant may not act as that
+ * role (the claim checks that too, but a role can change since).  Fills
+ * in the job's outcome and returns true then.
  */
 static bool
-refuse_job(PQFetchedJob *job)
+refuse_job(PQWorkerJob *job)
 {
 	char	   *error = NULL;
-	int			runs;
 
-	if (pq_crash_is_poison(job->id, &runs))
-	{
-		pq_fail_for_good(job->id,
-						 psprintf("not run again: its procq worker died %d times while running it",
-								  runs));
-		return true;
-	}
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->deferred_by)))
 		error = psprintf("the role that deferred job %lld no longer exists",
 						 (long long) job->id);
@@ -87,18 +148,38 @@ refuse_job(PQFetchedJob *job)
 						 GetUserNameFromId(job->deferred_by, true));
 	if (error == NULL)
 		return false;
-	pq_worker_finish(job->id, "failed", (Datum) 0, true, error);
+	job->status = "failed";
+	job->error = error;
 	return true;
 }
 
 /*
- * first_value_as_jsonb returns the first column of the first row of the
- * handler statement's result as jsonb, copied into jobcxt, or sets
- * *isnull when there is none (no rows, no columns, SQL NULL, or a
- * pseudo-type such as void).
+ * value_to_jsonb converts a value of type type to jsonb with to_jsonb,
+ * called directly: its argument type comes from a call expression made up
+ * for it, as the executor would pass it.  No statement is parsed.
  */
 static Datum
-first_value_as_jsonb(MemoryContext jobcxt, bool *isnull)
+value_to_jsonb(Datum value, Oid type)
+{
+	FmgrInfo	flinfo;
+	FuncExpr   *call;
+
+	fmgr_info(F_TO_JSONB, &flinfo);
+	call = makeFuncExpr(F_TO_JSONB, JSONBOID,
+						list_make1(makeNullConst(type, -1, InvalidOid)),
+						InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	flinfo.fn_expr = (Node *) call;
+	return FunctionCall1(&flinfo, value);
+}
+
+/*
+ * first_value_as_jsonb returns the first column of the first row of the
+ * handler statement's result as jsonb, copied into cxt, or sets *isnull
+ * when there is none (no rows, no columns, SQL NULL, or a pseudo-type such
+ * as void).
+ */
+static Datum
+first_value_as_jsonb(MemoryContext cxt, bool *isnull)
 {
 	Oid			type;
 	Datum		first;
@@ -113,16 +194,11 @@ first_value_as_jsonb(MemoryContext jobcxt, bool *isnull)
 	first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
 	if (get_typtype(type) == TYPTYPE_PSEUDO)
 		*isnull = true;
-	if (!*isnull && type != JSONBOID)
-	{
-		if (SPI_execute_with_args("SELECT pg_catalog.to_jsonb($1)", 1, &type,
-								  &first, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "procq: could not convert the handler's result to jsonb");
-		first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-	}
 	if (*isnull)
 		return (Datum) 0;
-	old = MemoryContextSwitchTo(jobcxt);
+	if (type != JSONBOID)
+		first = value_to_jsonb(first, type);
+	old = MemoryContextSwitchTo(cxt);
 	result = datumCopy(first, false, -1);
 	MemoryContextSwitchTo(old);
 	return result;
@@ -133,19 +209,15 @@ first_value_as_jsonb(MemoryContext jobcxt, bool *isnull)
  * subtransaction: as the role that deferred the job, as a security-
  * restricted operation (it cannot switch roles), with the handler's
  * timeout as statement timeout, cancellable, and with any setting it
- * changes undone afterwards.  Then it finishes the job as succeeded, with
- * the first column of the first row as result: finishing belongs to the
- * job's subtransaction, so that if it fails (say the handler finished or
- * deleted its own job), the job's effects are rolled back with it and the
- * job is failed by the caller, instead of the error killing the whole
- * batch again and again.
+ * changes undone afterwards.  The job's outcome is succeeded, with the
+ * first column of the first row as result (in cxt); it is recorded with
+ * the batch's.
  */
 static void
-run_handler(PQFetchedJob *job, MemoryContext jobcxt, Oid save_userid,
+run_handler(PQWorkerJob *job, MemoryContext cxt, Oid save_userid,
 			int save_sec_context)
 {
 	int			gucnest = NewGUCNestLevel();
-	Oid			argtypes[2] = {JSONBOID, INT8OID};
 	Datum		values[2] = {job->args, Int64GetDatum(job->id)};
 	Datum		result;
 	bool		result_null;
@@ -158,47 +230,78 @@ run_handler(PQFetchedJob *job, MemoryContext jobcxt, Oid save_userid,
 		enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(job->timeout_ms, INT_MAX));
 	RESUME_CANCEL_INTERRUPTS();
 
-	ret = SPI_execute_with_args(job->command, 2, argtypes, values, NULL, false, 0);
+	ret = SPI_execute_plan(handler_plan(job), values, NULL, false, 0);
 	if (ret < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("handler statement could not run: %s",
 						SPI_result_code_string(ret))));
-	result = first_value_as_jsonb(jobcxt, &result_null);
+	result = first_value_as_jsonb(cxt, &result_null);
+	SPI_freetuptable(SPI_tuptable);
 
 	HOLD_CANCEL_INTERRUPTS();
 	disable_timeout(STATEMENT_TIMEOUT, false);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(false, gucnest);
 
-	pq_worker_finish(job->id, "succeeded", result, result_null, NULL);
+	/* An abort that came after the statement still rolls the job back. */
+	if (pq_slot_settle_abort(job->id))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("aborted by procq.cancel_job")));
+	job->status = "succeeded";
+	job->has_result = !result_null;
+	job->result = result;
+}
+
+/*
+ * reset_session removes what a job may have left in the worker's session
+ * and what a subtransaction does not undo, before the next job starts:
+ * session advisory locks, prepared statements, temporary objects, sequence
+ * state (lastval), and the constraint modes set by SET CONSTRAINTS.  The
+ * settings are undone by run_handler (or the subtransaction's abort).
+ *
+ * Constraint modes have no API to go back to their defaults within a
+ * transaction: the after-trigger state is ended and begun again, as at a
+ * transaction boundary.  That is safe here: no query runs (query depth
+ * -1), no subtransaction is open, and no trigger event is pending (procq's
+ * own triggers are immediate, and PostgreSQL refuses a deferred one queued
+ * inside a security-restricted operation, that is by a handler).
+ */
+static void
+reset_session(void)
+{
+	LockReleaseSession(USER_LOCKMETHOD);
+	DropAllPreparedStatements();
+	ResetTempTableNamespace();
+	ResetSequenceCaches();
+	AfterTriggerEndXact(true);
+	AfterTriggerBeginXact();
 }
 
 /*
  * run_sql_job runs one SQL job in its own subtransaction (run_handler).
  * If anything fails, the subtransaction is rolled back, which undoes the
- * effects, the settings and the role switch, and the job is finished in
- * the enclosing transaction as failed (retried if attempts are left), or
- * as cancelled when it was aborted.
+ * effects, the settings and the role switch, and the job's outcome is
+ * failed (retried if attempts are left), or cancelled when it was
+ * aborted.  Temporary memory lives in jobcxt (reset by the caller),
+ * the outcome in batchcxt.
  */
 static void
-run_sql_job(PQFetchedJob *job, MemoryContext jobcxt)
+run_sql_job(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	Oid			save_userid;
 	int			save_sec_context;
-	char	   *volatile error = NULL;
-	volatile bool aborted = false;
 
-	pq_slot_set_state(PQ_WORKER_SQL, job->id, job->task);
+	/* A refused job is not run: no worker runs it that an abort could stop. */
+	MemoryContextSwitchTo(batchcxt);
 	if (refuse_job(job))
 	{
 		pq_slot_job_done();
 		return;
 	}
-
-	(void) pq_crash_note_running(job->id);
+	pq_slot_set_state(PQ_WORKER_SQL, job->id, job->task);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 
 	/* Only an abort of this job may cancel what follows. */
@@ -206,50 +309,59 @@ run_sql_job(PQFetchedJob *job, MemoryContext jobcxt)
 		QueryCancelPending = false;
 
 	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
+	MemoryContextSwitchTo(jobcxt);
 
 	PG_TRY();
 	{
-		run_handler(job, jobcxt, save_userid, save_sec_context);
+		run_handler(job, batchcxt, save_userid, save_sec_context);
 		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
+		MemoryContextSwitchTo(jobcxt);
 		CurrentResourceOwner = oldowner;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		bool		aborted;
 
 		QueryCancelHoldoffCount = 0;
 		HOLD_CANCEL_INTERRUPTS();
 		disable_timeout(STATEMENT_TIMEOUT, false);
 
-		MemoryContextSwitchTo(jobcxt);
+		MemoryContextSwitchTo(batchcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 
 		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
+		MemoryContextSwitchTo(batchcxt);
 		CurrentResourceOwner = oldowner;
 
-		aborted = pq_slot_abort_requested(job->id);
-		error = aborted ? "aborted by procq.cancel_job" : error_text(edata);
+		aborted = pq_slot_settle_abort(job->id);
+		job->status = aborted ? "cancelled" : "failed";
+		job->has_result = false;
+		job->error = aborted ? "aborted by procq.cancel_job" : pq_error_text(edata);
+		MemoryContextSwitchTo(jobcxt);
 	}
 	PG_END_TRY();
 
 	QueryCancelPending = false;
-	if (error != NULL)
-		pq_worker_finish(job->id, aborted ? "cancelled" : "failed", (Datum) 0, true, error);
+	reset_session();
 	pq_slot_job_done();
 }
 
 /*
- * pq_run_sql_batch runs up to procq.batch_size SQL jobs in one
- * transaction.  Returns whether it found any.
+ * pq_run_sql_batch claims up to procq.batch_size SQL jobs (one while the
+ * slot's previous worker's death is not cleared up, see crash.c), runs
+ * them and records their outcomes, in one transaction.  Returns whether it
+ * found any.
  */
 bool
-pq_run_sql_batch(MemoryContext jobcxt)
+pq_run_sql_batch(MemoryContext batchcxt)
 {
-	int			done = 0;
+	PQWorkerJob *jobs;
+	int64	   *ids;
+	int			n;
+	int			nrun = 0;
+	MemoryContext jobcxt;
 
 	/*
 	 * Due scheduled jobs become fetchable in a transaction of their own:
@@ -258,27 +370,46 @@ pq_run_sql_batch(MemoryContext jobcxt)
 	pq_begin_work("promoting due jobs");
 	pq_promote_due(false);
 	pq_end_work();
-	MemoryContextSwitchTo(jobcxt);
 
-	pq_begin_xact("fetching SQL jobs");
-	for (; done < pq_batch_size; done++)
+	pq_begin_work("running SQL jobs");
+	n = pq_claim_jobs("sql", pq_crash_alone() ? 1 : pq_batch_size, pq_lease_duration,
+					  &jobs, batchcxt);
+	if (n == 0)
 	{
-		PQFetchedJob job;
-		bool		found;
-
-		/* An SPI connection per job, so that a batch's memory stays flat. */
-		MemoryContextReset(jobcxt);
-		pq_connect();
-		found = pq_fetch_handled_job("sql", pq_my_name, pq_lease_duration, &job, jobcxt);
-		if (found)
-			run_sql_job(&job, jobcxt);
-		pq_finish();
-		if (!found)
-			break;
+		pq_end_work();
+		return false;
 	}
-	pq_end_xact();
-	if (done > 0)
-		pq_crash_clear();
-	MemoryContextReset(jobcxt);
-	return done > 0;
+
+	/* A job that was in the batch of PQ_POISON_LIMIT dead workers is failed. */
+	ids = MemoryContextAlloc(batchcxt, sizeof(int64) * n);
+	for (int i = 0; i < n; i++)
+	{
+		int			deaths = pq_crash_deaths(jobs[i].id);
+
+		if (deaths >= PQ_POISON_LIMIT)
+		{
+			jobs[i].status = "failed";
+			jobs[i].for_good = true;
+			jobs[i].error = MemoryContextStrdup(batchcxt,
+												psprintf("not run again: its procq worker died %d times while running it",
+														 deaths));
+		}
+		else
+			ids[nrun++] = jobs[i].id;
+	}
+	pq_crash_note_batch(ids, nrun);
+
+	jobcxt = AllocSetContextCreate(batchcxt, "procq job", ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < n; i++)
+	{
+		if (jobs[i].status != NULL)
+			continue;
+		MemoryContextReset(jobcxt);
+		run_sql_job(&jobs[i], jobcxt, batchcxt);
+	}
+	MemoryContextSwitchTo(batchcxt);
+	(void) pq_record_outcomes(jobs, n);
+	pq_end_work();
+	pq_crash_batch_done();
+	return true;
 }

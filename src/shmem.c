@@ -5,6 +5,20 @@
  *	  and latch, what it is doing (procq.worker_status shows it), and an
  *	  abort request that procq.cancel_job(..., abort => true) leaves for it.
  *
+ * Aborting a running job.  cancel_job records in the slot which job it
+ * aborts, and signals the worker, while it holds the slot lock and has
+ * seen that job in the slot: the pid cannot belong to another process by
+ * then, and the request names its job.  The worker's SIGINT handler
+ * (pq_slot_abort_signal) only cancels the statement running when the
+ * request names the job in its slot, so a signal that arrives late never
+ * hits the next job.  The request stays in the slot until the job ends,
+ * and the worker checks it at every step (pq_slot_abort_requested), so an
+ * abort that lands between two statements of a job, or after the last one,
+ * is not lost.  Once the worker has decided how the job ends, it says so
+ * (pq_slot_settle_abort): from then on cancel_job answers false ("too
+ * late") instead of true, so that true always means the job ends
+ * cancelled.
+ *
  * Global state: pq_shared (NULL unless procq is preloaded), and in a
  * worker process pq_my_slot and pq_my_name.
  *
@@ -22,9 +36,9 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
-#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
@@ -47,14 +61,21 @@ typedef struct PQWorkerSlot
 	int64		jobs_done;
 	TimestampTz started_at;
 	int64		abort_job_id;	/* cancel_job(abort) asked to stop this job */
+	bool		abort_settled;	/* the job's outcome is decided: too late */
 } PQWorkerSlot;
 
-/* procq's shared memory. */
+/*
+ * procq's shared memory.  The slot lock is an LWLock rather than a
+ * spinlock: cancel_job signals a worker while holding it.
+ */
 typedef struct PQShared
 {
-	slock_t		mutex;			/* protects everything below */
+	LWLock	   *lock;			/* protects the slots */
 	PQWorkerSlot slots[PQ_MAX_WORKERS];
 } PQShared;
+
+/* Name of the LWLock tranche of the slot lock. */
+#define PQ_LWLOCK_TRANCHE "procq"
 
 /* Pointer to procq's shared memory; NULL unless procq is preloaded. */
 static PQShared *pq_shared = NULL;
@@ -74,6 +95,7 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(PQShared)));
+	RequestNamedLWLockTranche(PQ_LWLOCK_TRANCHE, 1);
 }
 
 /*
@@ -93,7 +115,7 @@ shmem_startup(void)
 	if (!found)
 	{
 		memset(pq_shared, 0, sizeof(PQShared));
-		SpinLockInit(&pq_shared->mutex);
+		pq_shared->lock = &(GetNamedLWLockTranche(PQ_LWLOCK_TRANCHE))->lock;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -123,12 +145,12 @@ pq_shmem_wake_workers(Oid dboid)
 
 	if (pq_shared == NULL)
 		return;
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_SHARED);
 	for (int i = 0; i < PQ_MAX_WORKERS; i++)
 		if (pq_shared->slots[i].pid != 0 && pq_shared->slots[i].latch &&
 			pq_shared->slots[i].dboid == dboid)
 			latches[n++] = pq_shared->slots[i].latch;
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
 	for (int i = 0; i < n; i++)
 		SetLatch(latches[i]);
 }
@@ -136,40 +158,82 @@ pq_shmem_wake_workers(Oid dboid)
 /*
  * pq_abort_running_job asks the background worker running job_id, if
  * any, to stop it: a SQL job's statement is cancelled (SIGINT), a shell
- * job's process group killed.  The worker then finishes the job as
- * cancelled.  Returns false when no worker runs the job.
+ * job's process group killed (the worker polls for the request; its latch
+ * is set).  The worker then ends the job as cancelled.  The request and
+ * the signal are made under the slot lock, once the slot is seen to run
+ * job_id (see the file header).  Returns PQ_ABORT_REQUESTED then (also
+ * when the job's abort was already requested), PQ_ABORT_TOO_LATE when its
+ * worker has already decided how the job ends, PQ_ABORT_NOT_RUNNING when
+ * no worker runs it.
  */
-bool
+PQAbortResult
 pq_abort_running_job(int64 job_id)
 {
-	pid_t		pid = 0;
-	PQWorkerState state = PQ_WORKER_IDLE;
-	Latch	   *latch = NULL;
+	PQAbortResult result = PQ_ABORT_NOT_RUNNING;
 
-	if (pq_shared == NULL)
-		return false;
+	/* Job ids are positive; 0 in a slot means no job. */
+	if (pq_shared == NULL || job_id <= 0)
+		return PQ_ABORT_NOT_RUNNING;
 
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < PQ_MAX_WORKERS; i++)
 	{
 		PQWorkerSlot *slot = &pq_shared->slots[i];
 
-		if (slot->pid != 0 && slot->dboid == MyDatabaseId && slot->job_id == job_id)
+		if (slot->pid == 0 || slot->dboid != MyDatabaseId || slot->job_id != job_id)
+			continue;
+		if (slot->abort_settled && slot->abort_job_id != job_id)
 		{
-			slot->abort_job_id = job_id;
-			pid = slot->pid;
-			state = slot->state;
-			latch = slot->latch;
+			result = PQ_ABORT_TOO_LATE;
 			break;
 		}
+		slot->abort_job_id = job_id;
+		if (slot->latch)
+			SetLatch(slot->latch);
+		if (slot->state == PQ_WORKER_SQL)
+			(void) kill(slot->pid, SIGINT);
+		result = PQ_ABORT_REQUESTED;
+		break;
 	}
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
+	return result;
+}
 
-	if (latch)
-		SetLatch(latch);
-	if (pid != 0 && state == PQ_WORKER_SQL)
-		kill(pid, SIGINT);
-	return pid != 0;
+/*
+ * pq_slot_abort_signal is a worker's SIGINT handler.  SIGINT cancels the
+ * statement running (as PostgreSQL's own handler does) in two cases only:
+ * the worker sent it to itself because a handler's statement_timeout or
+ * lock_timeout ran out (timeout.c marks which before it signals), or
+ * cancel_job sent it and the slot's abort request names the job the slot
+ * runs.  A signal from cancel_job that comes late, after its job ended,
+ * and a pg_cancel_backend() from anyone else, change nothing (use
+ * procq.cancel_job).  It reads the slot without the lock (a signal handler
+ * must not wait), which is enough: the request is written before the
+ * signal is sent, and the job id only by this process.
+ */
+void
+pq_slot_abort_signal(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+	bool		cancel = false;
+
+	if (get_timeout_indicator(STATEMENT_TIMEOUT, false) ||
+		get_timeout_indicator(LOCK_TIMEOUT, false))
+		cancel = true;
+	else if (pq_shared != NULL && pq_my_slot >= 0)
+	{
+		volatile PQWorkerSlot *slot = &pq_shared->slots[pq_my_slot];
+		int64		abort_job_id = slot->abort_job_id;
+
+		cancel = abort_job_id != 0 && abort_job_id == slot->job_id;
+	}
+	if (cancel)
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
 }
 
 /*
@@ -181,15 +245,15 @@ pq_worker_runs_job(int64 job_id)
 {
 	bool		running = false;
 
-	if (pq_shared == NULL)
+	if (pq_shared == NULL || job_id <= 0)
 		return false;
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_SHARED);
 	for (int i = 0; i < PQ_MAX_WORKERS; i++)
 		if (pq_shared->slots[i].pid != 0 &&
 			pq_shared->slots[i].dboid == MyDatabaseId &&
 			pq_shared->slots[i].job_id == job_id)
 			running = true;
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
 	return running;
 }
 
@@ -200,10 +264,10 @@ pq_worker_runs_job(int64 job_id)
 void
 pq_slot_read(int slot, pid_t *pid, TimestampTz *started_at)
 {
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_SHARED);
 	*pid = pq_shared->slots[slot].pid;
 	*started_at = pq_shared->slots[slot].started_at;
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
 }
 
 /*
@@ -213,10 +277,10 @@ pq_slot_read(int slot, pid_t *pid, TimestampTz *started_at)
 void
 pq_live_worker_pids(pid_t *pids)
 {
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_SHARED);
 	for (int i = 0; i < PQ_MAX_WORKERS; i++)
 		pids[i] = pq_shared->slots[i].pid;
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
 }
 
 /*
@@ -227,10 +291,10 @@ pq_live_worker_pids(pid_t *pids)
 bool
 pq_slot_claim(int slot)
 {
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_EXCLUSIVE);
 	if (pq_shared->slots[slot].pid != 0)
 	{
-		SpinLockRelease(&pq_shared->mutex);
+		LWLockRelease(pq_shared->lock);
 		return false;
 	}
 	pq_shared->slots[slot].pid = MyProcPid;
@@ -238,7 +302,7 @@ pq_slot_claim(int slot)
 	pq_shared->slots[slot].latch = MyLatch;
 	pq_shared->slots[slot].state = PQ_WORKER_STARTING;
 	pq_shared->slots[slot].started_at = GetCurrentTimestamp();
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
 
 	pq_my_slot = slot;
 	pq_my_name = MemoryContextStrdup(TopMemoryContext,
@@ -252,28 +316,33 @@ pq_slot_claim(int slot)
 void
 pq_slot_release(void)
 {
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_EXCLUSIVE);
 	memset(&pq_shared->slots[pq_my_slot], 0, sizeof(PQWorkerSlot));
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
 }
 
 /*
  * pq_slot_set_state records in the worker's slot what it is doing, and
- * shows it in pg_stat_activity ("job 123 (send_email)").
+ * shows it in pg_stat_activity ("job 123 (send_email)").  A job's abort
+ * request, and whether its outcome was settled, go with it.
  */
 void
 pq_slot_set_state(PQWorkerState state, int64 job_id, const char *task)
 {
 	PQWorkerSlot *slot = &pq_shared->slots[pq_my_slot];
 
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_EXCLUSIVE);
+	/* An abort request is for the job that was running, not a later one. */
+	if (slot->job_id != job_id)
+	{
+		slot->abort_job_id = 0;
+		slot->abort_settled = false;
+	}
 	slot->state = state;
 	slot->job_id = job_id;
 	strlcpy(slot->task, task ? task : "", NAMEDATALEN);
 	slot->job_started_at = job_id ? GetCurrentTimestamp() : 0;
-	/* An abort request is for the job that was running, not a later run. */
-	slot->abort_job_id = 0;
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
 
 	if (job_id != 0)
 		pgstat_report_activity(STATE_RUNNING,
@@ -283,29 +352,56 @@ pq_slot_set_state(PQWorkerState state, int64 job_id, const char *task)
 }
 
 /*
- * pq_slot_job_done counts a finished job in the worker's slot.
+ * pq_slot_job_done counts a finished job in the worker's slot, which no
+ * longer runs it: its abort request goes too.
  */
 void
 pq_slot_job_done(void)
 {
-	SpinLockAcquire(&pq_shared->mutex);
-	pq_shared->slots[pq_my_slot].jobs_done++;
-	pq_shared->slots[pq_my_slot].job_id = 0;
-	SpinLockRelease(&pq_shared->mutex);
+	PQWorkerSlot *slot = &pq_shared->slots[pq_my_slot];
+
+	LWLockAcquire(pq_shared->lock, LW_EXCLUSIVE);
+	slot->jobs_done++;
+	slot->job_id = 0;
+	slot->abort_job_id = 0;
+	slot->abort_settled = false;
+	LWLockRelease(pq_shared->lock);
 }
 
 /*
  * pq_slot_abort_requested says whether procq.cancel_job(job_id, abort =>
- * true) asked this worker to stop the job.
+ * true) asked this worker to stop the job.  The worker asks at each step
+ * of a job: the request stays until the job ends.
  */
 bool
 pq_slot_abort_requested(int64 job_id)
 {
 	bool		requested;
 
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_SHARED);
 	requested = pq_shared->slots[pq_my_slot].abort_job_id == job_id;
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
+	return requested;
+}
+
+/*
+ * pq_slot_settle_abort is where the worker decides how job_id ends: it
+ * returns whether the job was asked to stop (it must then end cancelled),
+ * and from then on cancel_job no longer takes an abort for it (it returns
+ * false: too late).  The worker calls it once the job's work is over
+ * (handler statement or program ended), before it records the outcome.
+ */
+bool
+pq_slot_settle_abort(int64 job_id)
+{
+	PQWorkerSlot *slot = &pq_shared->slots[pq_my_slot];
+	bool		requested;
+
+	LWLockAcquire(pq_shared->lock, LW_EXCLUSIVE);
+	Assert(slot->job_id == job_id);
+	slot->abort_settled = true;
+	requested = slot->abort_job_id == job_id;
+	LWLockRelease(pq_shared->lock);
 	return requested;
 }
 
@@ -326,9 +422,9 @@ procq_worker_status(PG_FUNCTION_ARGS)
 	if (pq_shared == NULL)
 		return (Datum) 0;
 
-	SpinLockAcquire(&pq_shared->mutex);
+	LWLockAcquire(pq_shared->lock, LW_SHARED);
 	memcpy(slots, pq_shared->slots, sizeof(slots));
-	SpinLockRelease(&pq_shared->mutex);
+	LWLockRelease(pq_shared->lock);
 
 	for (int i = 0; i < PQ_MAX_WORKERS; i++)
 	{

@@ -15,10 +15,11 @@
  *	- then sleep on its latch until a transaction that made a job ready
  *	  commits (notify.c sets the latch), or procq.poll_interval passes.
  *
- * An error outside a job's subtransaction (a deadlock while finishing, a
- * job that a DBA changed under us) is caught here: it is reported, the
- * transaction aborted (its batch runs again) and the loop goes on after a
- * pause, rather than exit and wait for the launcher.
+ * An error outside a job's subtransaction (a deadlock while recording a
+ * batch's outcomes, a job that a DBA changed under us) is caught here: it
+ * is reported, the transaction aborted (its batch runs again) and the loop
+ * goes on after a pause, rather than exit and wait for the launcher.  A
+ * shell job in flight is failed before more work is taken (run_shell.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -73,14 +74,52 @@ worker_quickdie(SIGNAL_ARGS)
 }
 
 /*
+ * worker_sigterm is the worker's SIGTERM handler: the usual die(), after
+ * noting whether the postmaster (a shutdown or restart) or the launcher
+ * (procq.workers lowered) sent it.  Then the job in flight was interrupted
+ * cleanly (pq_clean_stop), which must not count as a worker death; a
+ * SIGTERM from anyone else, a handler that terminates its own backend
+ * say, still does.
+ */
+static void
+worker_sigterm(int signo, siginfo_t *info, void *context)
+{
+	if (info != NULL &&
+		(info->si_pid == PostmasterPid ||
+		 (MyBgworkerEntry != NULL && info->si_pid == MyBgworkerEntry->bgw_notify_pid)))
+		pq_clean_stop = true;
+	die(signo);
+}
+
+/*
+ * install_sigterm installs worker_sigterm, which needs the sender's pid
+ * (SA_SIGINFO), hence sigaction rather than pqsignal.
+ */
+static void
+install_sigterm(void)
+{
+	struct sigaction act;
+
+	memset(&act, 0, sizeof(act));
+	act.sa_sigaction = worker_sigterm;
+	sigemptyset(&act.sa_mask);
+	act.sa_flags = SA_SIGINFO | SA_RESTART;
+	if (sigaction(SIGTERM, &act, NULL) < 0)
+		elog(FATAL, "procq: could not install the SIGTERM handler: %m");
+}
+
+/*
  * release_slot frees the worker's slot when it exits, and kills its shell
  * job's process group if one is still running: the server never waits on
- * a job to shut down.
+ * a job to shut down.  After a clean stop, the batch that was running is
+ * not counted against its jobs (crash.c).
  */
 static void
 release_slot(int code, Datum arg)
 {
 	pq_shell_kill_current();
+	if (pq_clean_stop)
+		pq_crash_interrupted();
 	pq_slot_release();
 }
 
@@ -129,6 +168,8 @@ recover_from_error(MemoryContext jobcxt)
 	MemoryContextSwitchTo(TopMemoryContext);
 	FlushErrorState();
 	MemoryContextReset(jobcxt);
+	/* the batch rolled back, but did not kill the worker */
+	pq_crash_interrupted();
 	QueryCancelHoldoffCount = 1;
 	RESUME_INTERRUPTS();
 	pq_slot_set_state(PQ_WORKER_IDLE, 0, NULL);
@@ -144,8 +185,8 @@ static void
 start_worker(int slot)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	pqsignal(SIGINT, StatementCancelHandler);
+	install_sigterm();			/* SA_SIGINFO: a clean stop is no death */
+	pqsignal(SIGINT, pq_slot_abort_signal);	/* cancel_job(abort), see shmem.c */
 	pqsignal(SIGQUIT, worker_quickdie);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(pq_database, NULL, 0);
@@ -199,6 +240,8 @@ pq_worker_main(Datum arg)
 				recover_jobs();
 				last_recover = GetCurrentTimestamp();
 			}
+			/* a shell job an error left in flight is failed first */
+			pq_shell_finish_in_flight();
 			worked = pq_run_sql_batch(jobcxt);
 			if (pq_enable_shell)
 				worked |= pq_run_shell_job(jobcxt);

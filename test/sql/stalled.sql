@@ -1,6 +1,8 @@
 -- stalled.sql: leases of doing jobs.
 --  - heartbeat extends a doing job's lease by procq.lease_duration from now
 --    and returns the new expiry; it is an error for a job that is not doing.
+--    It never shortens a lease: with a shorter procq.lease_duration than
+--    the lease left, the lease stays as it is and is returned.
 --  - recover_stalled puts doing jobs whose lease ran out back to todo, or
 --    to failed when they have no attempts left (failed cascades to the
 --    children and passes a lock on); jobs whose lease has not run out are
@@ -23,6 +25,12 @@ SELECT procq.heartbeat(1) AS new_expiry \gset
 SELECT :'new_expiry'::timestamptz > now() + interval '59 minutes' AS extended_by_an_hour,
        lease_expires_at = :'new_expiry'::timestamptz AS stored
   FROM procq.jobs WHERE id = 1;
+-- a shorter lease_duration does not shorten the lease
+SET procq.lease_duration = '1s';
+SELECT procq.heartbeat(1) = :'new_expiry'::timestamptz AS kept;
+SELECT lease_expires_at = :'new_expiry'::timestamptz AS stored
+  FROM procq.jobs WHERE id = 1;
+SET procq.lease_duration = '1h';
 -- not doing: todo, succeeded, or missing
 SELECT procq.defer('waiting') AS id;
 SELECT procq.heartbeat(2);

@@ -205,6 +205,22 @@ subtest "a sql handler with two statements (or none) is refused at registration,
 		"a handler 'SELECT 1;' is accepted");
 };
 
+# --- The workers keep a plan per handler: a handler registered again runs
+# its new statement, and a table its plan uses can be dropped and created
+# again in between.
+subtest 'a handler registered again runs its new statement; its plan follows table changes' => sub {
+	sql($node, q{CREATE TABLE versions (v int);
+SELECT procq.register_handler('versioned', 'sql', 'SELECT count(*) FROM public.versions')});
+	my $a = sql($node, q{SELECT procq.defer('versioned')});
+	wait_final($node, 'the first versioned job', $a);
+	sql($node, q{SELECT procq.register_handler('versioned', 'sql', 'SELECT 100 + count(*) FROM public.versions')});
+	sql($node, q{DROP TABLE versions; CREATE TABLE versions (v int); INSERT INTO versions VALUES (1)});
+	my $b = sql($node, q{SELECT procq.defer('versioned')});
+	wait_final($node, 'the second versioned job', $b);
+	is( sql($node, "SELECT string_agg(status || ' ' || result::text, ', ' ORDER BY id) FROM procq.jobs WHERE id IN ($a, $b)"),
+		'succeeded 0, succeeded 101', 'first the old statement, then the new one on the new table');
+};
+
 # --- A handler whose first column is void (a void function) succeeds.
 # Last, so that a failure here hides no other check.
 my $void = sql($node, q{SELECT procq.defer('res_void')});
