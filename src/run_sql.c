@@ -44,6 +44,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
@@ -258,8 +259,11 @@ run_handler(PQWorkerJob *job, MemoryContext cxt, Oid save_userid,
  * reset_session removes what a job may have left in the worker's session
  * and what a subtransaction does not undo, before the next job starts:
  * session advisory locks, prepared statements, temporary objects, sequence
- * state (lastval), and the constraint modes set by SET CONSTRAINTS.  The
- * settings are undone by run_handler (or the subtransaction's abort).
+ * state (lastval), open cursors (portals, as DISCARD ALL closes them: the
+ * worker has none of its own open here, no query runs; an active portal
+ * would be skipped anyway), and the constraint modes set by SET
+ * CONSTRAINTS.  The settings are undone by run_handler (or the
+ * subtransaction's abort).
  *
  * Constraint modes have no API to go back to their defaults within a
  * transaction: the after-trigger state is ended and begun again, as at a
@@ -275,6 +279,8 @@ reset_session(void)
 	DropAllPreparedStatements();
 	ResetTempTableNamespace();
 	ResetSequenceCaches();
+	/* cursors a handler opened (they outlive its subtransaction) */
+	PortalHashTableDeleteAll();
 	/* not inside run_alone's subtransaction: its transaction ends next */
 	if (GetCurrentTransactionNestLevel() == 1)
 	{
