@@ -45,19 +45,29 @@
  * table, so the plan cache kept choosing custom plans).  The jobs to update
  * are given by id (an array from an InitPlan), so that even that estimate
  * could not make the update scan all of procq.jobs.  %d is the limit.
+ *
+ * The candidates, the best n ready jobs of each task with a handler, are
+ * read without locking (the cost depends on the tasks with handlers and
+ * n, not on other tasks' ready jobs); only then are the best n of them
+ * that are still ready locked, skipping those other workers are taking.
+ * The lock sits above the sort, under the LIMIT: no row beyond the n
+ * claimed ones stays locked for the length of the batch.
  */
 #define CLAIM_SQL \
 	"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1," \
 	" started_at = clock_timestamp(), finished_at = NULL, worker = $1," \
 	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)" \
 	" FROM procq.handlers h" \
-	" WHERE j.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x CROSS JOIN LATERAL" \
-	"  (SELECT r.id, r.priority FROM procq.jobs r" \
-	"   WHERE r.task = x.task AND " PQ_READY_COND \
+	" WHERE j.id = ANY (ARRAY(SELECT q.id FROM procq.jobs q" \
+	"  WHERE q.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x CROSS JOIN LATERAL" \
+	"   (SELECT r.id FROM procq.jobs r" \
+	"    WHERE r.task = x.task AND " PQ_READY_COND \
 	/* a handler only runs jobs of roles its registrant may act as */ \
-	"   AND pg_catalog.pg_has_role(x.registered_by::oid, r.deferred_by::oid, 'USAGE')" \
-	"   ORDER BY r.priority DESC, r.id LIMIT %d FOR UPDATE OF r SKIP LOCKED) c" \
-	"  WHERE x.kind = $3 ORDER BY c.priority DESC, c.id LIMIT %d))" \
+	"    AND pg_catalog.pg_has_role(x.registered_by::oid, r.deferred_by::oid, 'USAGE')" \
+	"    ORDER BY r.priority DESC, r.id LIMIT %d) c" \
+	"   WHERE x.kind = $3))" \
+	"  AND " PQ_READY_COND \
+	"  ORDER BY q.priority DESC, q.id LIMIT %d FOR UPDATE OF q SKIP LOCKED))" \
 	" AND h.task = j.task" \
 	" RETURNING j.id, j.task, j.args, j.deferred_by, h.command," \
 	" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by," \
