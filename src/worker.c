@@ -65,12 +65,13 @@ PGDLLEXPORT void pq_worker_main(Datum arg);
  * when another process crashed, and the worker must exit at once, without
  * cleanup.  A shell job's process group is killed first (async-signal-safe)
  * so that it does not outlive the worker and run twice once the job is
- * recovered.
+ * recovered.  The batch in flight does not count as a death (crash.c).
  */
 static void
 worker_quickdie(SIGNAL_ARGS)
 {
 	pq_shell_kill_current();
+	pq_crash_quickdie();
 	_exit(2);
 }
 
