@@ -46,12 +46,18 @@
  * are given by id (an array from an InitPlan), so that even that estimate
  * could not make the update scan all of procq.jobs.  %d is the limit.
  *
- * The candidates, the best n ready jobs of each task with a handler, are
- * read without locking (the cost depends on the tasks with handlers and
- * n, not on other tasks' ready jobs); only then are the best n of them
- * that are still ready locked, skipping those other workers are taking.
- * The lock sits above the sort, under the LIMIT: no row beyond the n
- * claimed ones stays locked for the length of the batch.
+ * The candidates, the best n x procq.workers ready jobs of each task with
+ * a handler (the first %d), are read without locking (the cost depends on
+ * the tasks with handlers, n and procq.workers, not on other tasks' ready
+ * jobs); only then are the best n of them that are still ready locked
+ * (the second %d), skipping those other workers are taking.  The lock
+ * sits above the sort, under the LIMIT: no row beyond the n claimed ones
+ * stays locked for the length of the batch.  Why n x procq.workers: the
+ * other workers' uncommitted batches, still todo in this statement's
+ * snapshot, lock at most n x (procq.workers - 1) jobs, so the best n
+ * unlocked ready jobs of each task are among its candidates, and the
+ * claim takes the best n unlocked ready jobs overall, as the lock per
+ * task did.
  */
 #define CLAIM_SQL \
 	"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1," \
@@ -82,21 +88,27 @@
 static PQStatement *claim_one = NULL;
 static PQStatement *claim_batch = NULL;
 static int	claim_batch_n = 0;	/* the limit of claim_batch */
+static int	claim_one_cands = 0;	/* the candidates per task of each */
+static int	claim_batch_cands = 0;
 
 /*
  * claim_statement returns the claim statement for n jobs, making it (with
- * its kept plan freed, if it had one) when there is none for n.
+ * its kept plan freed, if it had one) when there is none for n and the
+ * current procq.workers.
  */
 static PQStatement *
 claim_statement(int n)
 {
 	PQStatement **slot = (n == 1) ? &claim_one : &claim_batch;
+	int		   *slot_cands = (n == 1) ? &claim_one_cands : &claim_batch_cands;
 	PQStatement *stmt = *slot;
+	int			cands = (int) Min((int64) n * Max(pq_workers, 1), 1000000);
 
-	if (stmt != NULL && (n == 1 || claim_batch_n == n))
+	if (stmt != NULL && (n == 1 || claim_batch_n == n) && *slot_cands == cands)
 		return stmt;
 	if (n != 1)
 		claim_batch_n = n;
+	*slot_cands = cands;
 	if (stmt == NULL)
 		stmt = MemoryContextAllocZero(TopMemoryContext, sizeof(PQStatement));
 	else
@@ -105,7 +117,7 @@ claim_statement(int n)
 			SPI_freeplan(stmt->plan);
 		pfree((char *) stmt->sql);
 	}
-	stmt->sql = MemoryContextStrdup(TopMemoryContext, psprintf(CLAIM_SQL, n, n));
+	stmt->sql = MemoryContextStrdup(TopMemoryContext, psprintf(CLAIM_SQL, cands, n));
 	stmt->nargs = 3;
 	stmt->argtypes[0] = TEXTOID;
 	stmt->argtypes[1] = INT4OID;
