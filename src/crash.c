@@ -19,8 +19,9 @@
  * of PQ_POISON_LIMIT dead workers in a row is failed instead of run.
  *
  * A worker stopped cleanly (pq_clean_stop: by the postmaster or the
- * launcher) writes back what the file said before its batch: an
- * interrupted batch does not count.
+ * launcher), or killed by the postmaster's SIGQUIT (another process
+ * crashed, or an immediate shutdown), writes back what the file said
+ * before its batch: an interrupted batch does not count.
  *
  * Global state, in a worker process: the file's path and descriptor, the suspects (job,
  * deaths) read at start and not yet cleared, how many batches of one are
@@ -54,16 +55,40 @@ static int	running_fd = -1;
 static CrashEntry *suspects = NULL;
 static int	nsuspects = 0;
 static int	alone_left = 0;		/* batches of one left to clear suspects */
+static int	suspects_cap = 0;
 static int64 *batch = NULL;		/* the open batch, written to the file */
 static int	nbatch = 0;
 static int	batch_cap = 0;
+static CrashEntry *noted = NULL;	/* what the file says during the batch */
+static int	nnoted = 0;
+static int	noted_cap = 0;
 static bool file_written = false;
+
+/*
+ * What the file said before the open batch, rendered, for worker_quickdie
+ * to write back (a SIGQUIT is not a death of the batch); armed while the
+ * batch is open.
+ */
+static char *prebatch = NULL;
+static int	prebatch_len = 0;
+static int	prebatch_cap = 0;
+static volatile sig_atomic_t prebatch_armed = false;
 
 /*
  * write_entries replaces the content of the slot's file with the given
  * entries (none: empty), through the descriptor kept open for the life of
  * the worker: one write and one truncate per batch, no open or unlink.
  */
+/*
+ * render_entries renders entries[0..n) as the file holds them, in buf.
+ */
+static void
+render_entries(StringInfo buf, const CrashEntry *entries, int n)
+{
+	for (int i = 0; i < n; i++)
+		appendStringInfo(buf, "%lld %d\n", (long long) entries[i].job_id, entries[i].deaths);
+}
+
 static void
 write_entries(const CrashEntry *entries, int n)
 {
@@ -72,8 +97,7 @@ write_entries(const CrashEntry *entries, int n)
 	if (n == 0 && !file_written)
 		return;
 	initStringInfo(&buf);
-	for (int i = 0; i < n; i++)
-		appendStringInfo(&buf, "%lld %d\n", (long long) entries[i].job_id, entries[i].deaths);
+	render_entries(&buf, entries, n);
 	if (running_fd < 0 ||
 		(buf.len > 0 && pg_pwrite(running_fd, buf.data, buf.len, 0) != buf.len) ||
 		ftruncate(running_fd, buf.len) != 0)
@@ -117,6 +141,7 @@ pq_crash_open(int slot)
 	running_file = MemoryContextStrdup(TopMemoryContext,
 									   psprintf("%s/worker_%d", dir, slot + 1));
 	suspects = MemoryContextAlloc(TopMemoryContext, sizeof(CrashEntry) * cap);
+	suspects_cap = cap;
 	running_fd = BasicOpenFile(running_file, O_RDWR | O_CREAT | PG_BINARY);
 	if (running_fd < 0)
 		ereport(WARNING,
@@ -131,6 +156,7 @@ pq_crash_open(int slot)
 		{
 			cap *= 2;
 			suspects = repalloc(suspects, sizeof(CrashEntry) * cap);
+			suspects_cap = cap;
 		}
 		suspects[nsuspects].job_id = job;
 		suspects[nsuspects].deaths = deaths;
@@ -185,7 +211,32 @@ pq_crash_note_batch(const int64 *ids, int n)
 	memcpy(batch, ids, sizeof(int64) * n);
 	nbatch = n;
 
-	entries = palloc(sizeof(CrashEntry) * (n + nsuspects));
+	/* what worker_quickdie writes back if the batch dies of a SIGQUIT */
+	prebatch_armed = false;
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		render_entries(&buf, suspects, nsuspects);
+		if (buf.len + 1 > prebatch_cap)
+		{
+			prebatch_cap = Max(buf.len + 1, 256);
+			prebatch = prebatch ? repalloc(prebatch, prebatch_cap)
+				: MemoryContextAlloc(TopMemoryContext, prebatch_cap);
+		}
+		memcpy(prebatch, buf.data, buf.len);
+		prebatch_len = buf.len;
+		pfree(buf.data);
+	}
+	prebatch_armed = (n > 0);
+
+	if (n + nsuspects > noted_cap)
+	{
+		noted_cap = Max(n + nsuspects, 16);
+		noted = noted ? repalloc(noted, sizeof(CrashEntry) * noted_cap)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(CrashEntry) * noted_cap);
+	}
+	entries = noted;
 	for (int i = 0; i < nsuspects; i++)
 		entries[m++] = suspects[i];
 	for (int i = 0; i < n; i++)
@@ -201,8 +252,8 @@ pq_crash_note_batch(const int64 *ids, int n)
 			m++;
 		}
 	}
+	nnoted = m;
 	write_entries(entries, m);
-	pfree(entries);
 }
 
 /*
@@ -214,6 +265,7 @@ pq_crash_batch_done(void)
 {
 	int			m = 0;
 
+	prebatch_armed = false;
 	if (nbatch == 0)
 		return;
 	for (int i = 0; i < nsuspects; i++)
@@ -242,8 +294,55 @@ pq_crash_batch_done(void)
 void
 pq_crash_interrupted(void)
 {
+	prebatch_armed = false;
 	if (running_file == NULL || nbatch == 0)
 		return;
 	nbatch = 0;
 	write_entries(suspects, nsuspects);
+}
+
+/*
+ * pq_crash_batch_failed is called when the open batch's transaction failed
+ * as a whole (an error while its outcomes were recorded, or at its
+ * commit): its claim is rolled back with it, so its jobs would be claimed
+ * and run again together, and fail again, forever.  Instead, it counts as
+ * a death of the worker: the file keeps what it says, its jobs become
+ * suspects, and they run alone next (where a job whose outcome cannot be
+ * recorded is failed, see run_sql.c), a job that keeps failing its batch
+ * being failed at PQ_POISON_LIMIT.
+ */
+void
+pq_crash_batch_failed(void)
+{
+	prebatch_armed = false;
+	if (nbatch == 0)
+		return;
+	if (nnoted > suspects_cap)
+	{
+		suspects_cap = nnoted;
+		suspects = suspects ? repalloc(suspects, sizeof(CrashEntry) * suspects_cap)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(CrashEntry) * suspects_cap);
+	}
+	memcpy(suspects, noted, sizeof(CrashEntry) * nnoted);
+	nsuspects = nnoted;
+	nbatch = 0;
+	alone_left = 2 * nsuspects;
+}
+
+/*
+ * pq_crash_quickdie is called by the worker's SIGQUIT handler: the
+ * postmaster kills every process after another one crashed (or for an
+ * immediate shutdown), which says nothing about the open batch.  The file
+ * goes back to what it said before the batch, with async-signal-safe
+ * calls only, on the descriptor kept open.
+ */
+void
+pq_crash_quickdie(void)
+{
+	if (!prebatch_armed || running_fd < 0)
+		return;
+	if (prebatch_len > 0 && pwrite(running_fd, prebatch, prebatch_len, 0) != prebatch_len)
+		return;
+	if (ftruncate(running_fd, prebatch_len) != 0)
+		return;
 }

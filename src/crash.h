@@ -31,5 +31,7 @@ extern int	pq_crash_deaths(int64 job_id);
 extern void pq_crash_note_batch(const int64 *ids, int n);
 extern void pq_crash_batch_done(void);
 extern void pq_crash_interrupted(void);
+extern void pq_crash_batch_failed(void);
+extern void pq_crash_quickdie(void);
 
 #endif							/* PROCQ_CRASH_H */

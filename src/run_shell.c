@@ -413,6 +413,8 @@ pq_run_shell_job(MemoryContext jobcxt)
 	PQWorkerJob *job;
 	PQShellResult res;
 	ShellOutcome outcome;
+	bool		finished_first;
+	uint32		save_holdoff;
 
 	pq_shell_finish_in_flight();
 
@@ -435,14 +437,24 @@ pq_run_shell_job(MemoryContext jobcxt)
 	MemoryContextSwitchTo(jobcxt);
 	run_program(job, &res);
 
-	/* Stopped cleanly: the job goes back; then the worker exits. */
-	if (ProcDiePending && pq_clean_stop)
+	/*
+	 * Stopped cleanly while its program ran: the worker killed the program,
+	 * the job goes back; then the worker exits.  A program that had ended
+	 * by itself first has its outcome recorded before the stop is handled.
+	 */
+	finished_first = ProcDiePending && pq_clean_stop && !res.aborted;
+	if (ProcDiePending && pq_clean_stop && res.aborted)
 		put_back_interrupted(job);
+	save_holdoff = InterruptHoldoffCount;
+	if (finished_first)
+		HOLD_INTERRUPTS();
 	/* Otherwise, when shutting down, the next worker recovers the job. */
 	CHECK_FOR_INTERRUPTS();
 	outcome = shell_outcome(job, &res);
 
 	record_outcome(job, &res, outcome, jobcxt);
 	pq_slot_job_done();
+	/* as it was: an error caught while recording resets the holdoff count */
+	InterruptHoldoffCount = save_holdoff;
 	return true;
 }

@@ -44,6 +44,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
@@ -176,7 +177,7 @@ value_to_jsonb(Datum value, Oid type)
  * first_value_as_jsonb returns the first column of the first row of the
  * handler statement's result as jsonb, copied into cxt, or sets *isnull
  * when there is none (no rows, no columns, SQL NULL, or a pseudo-type such
- * as void).
+ * as void).  The value is a plain copy, never a toast pointer.
  */
 static Datum
 first_value_as_jsonb(MemoryContext cxt, bool *isnull)
@@ -198,8 +199,13 @@ first_value_as_jsonb(MemoryContext cxt, bool *isnull)
 		return (Datum) 0;
 	if (type != JSONBOID)
 		first = value_to_jsonb(first, type);
+	/*
+	 * Detoasted here, in the job's subtransaction: a jsonb column comes as
+	 * a toast pointer into its table, which a later job of the batch may
+	 * truncate or drop before the outcomes are recorded.
+	 */
 	old = MemoryContextSwitchTo(cxt);
-	result = datumCopy(first, false, -1);
+	result = PointerGetDatum(PG_DETOAST_DATUM_COPY(first));
 	MemoryContextSwitchTo(old);
 	return result;
 }
@@ -258,8 +264,11 @@ run_handler(PQWorkerJob *job, MemoryContext cxt, Oid save_userid,
  * reset_session removes what a job may have left in the worker's session
  * and what a subtransaction does not undo, before the next job starts:
  * session advisory locks, prepared statements, temporary objects, sequence
- * state (lastval), and the constraint modes set by SET CONSTRAINTS.  The
- * settings are undone by run_handler (or the subtransaction's abort).
+ * state (lastval), open cursors (portals, as DISCARD ALL closes them: the
+ * worker has none of its own open here, no query runs; an active portal
+ * would be skipped anyway), and the constraint modes set by SET
+ * CONSTRAINTS.  The settings are undone by run_handler (or the
+ * subtransaction's abort).
  *
  * Constraint modes have no API to go back to their defaults within a
  * transaction: the after-trigger state is ended and begun again, as at a
@@ -275,8 +284,14 @@ reset_session(void)
 	DropAllPreparedStatements();
 	ResetTempTableNamespace();
 	ResetSequenceCaches();
-	AfterTriggerEndXact(true);
-	AfterTriggerBeginXact();
+	/* cursors a handler opened (they outlive its subtransaction) */
+	PortalHashTableDeleteAll();
+	/* not inside run_alone's subtransaction: its transaction ends next */
+	if (GetCurrentTransactionNestLevel() == 1)
+	{
+		AfterTriggerEndXact(true);
+		AfterTriggerBeginXact();
+	}
 }
 
 /*
@@ -349,6 +364,59 @@ run_sql_job(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
 }
 
 /*
+ * run_alone runs a job that is alone in its batch because it is a suspect
+ * (crash.c): its batch failed as a whole, or its worker died, last time.
+ * The job and the recording of its outcome share a subtransaction, so
+ * that when the outcome cannot be recorded, the job's effects are rolled
+ * back and it is failed, saying so and why, instead of failing its batch
+ * again.  If even that fails, the error goes up (recover_from_error), and
+ * counts against the job.
+ */
+static void
+run_alone(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
+{
+	ResourceOwner oldowner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		run_sql_job(job, jobcxt, batchcxt);
+		MemoryContextSwitchTo(batchcxt);
+		(void) pq_record_outcomes(job, 1);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(batchcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		QueryCancelHoldoffCount = 0;
+		HOLD_CANCEL_INTERRUPTS();
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		MemoryContextSwitchTo(batchcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(batchcxt);
+		CurrentResourceOwner = oldowner;
+		QueryCancelPending = false;
+		reset_session();
+		pq_slot_job_done();
+
+		job->status = "failed";
+		job->has_result = false;
+		job->error = psprintf("its outcome could not be recorded: %s", pq_error_text(edata));
+		ereport(WARNING,
+				(errmsg("procq worker %d could not record the outcome of SQL job %lld",
+						pq_my_slot + 1, (long long) job->id),
+				 errdetail_internal("%s", job->error)));
+		(void) pq_record_outcomes(job, 1);
+	}
+	PG_END_TRY();
+}
+
+/*
  * pq_run_sql_batch claims up to procq.batch_size SQL jobs (one while the
  * slot's previous worker's death is not cleared up, see crash.c), runs
  * them and records their outcomes, in one transaction.  Returns whether it
@@ -361,6 +429,7 @@ pq_run_sql_batch(MemoryContext batchcxt)
 	int64	   *ids;
 	int			n;
 	int			nrun = 0;
+	bool		alone;
 	MemoryContext jobcxt;
 
 	/*
@@ -372,7 +441,8 @@ pq_run_sql_batch(MemoryContext batchcxt)
 	pq_end_work();
 
 	pq_begin_work("running SQL jobs");
-	n = pq_claim_jobs("sql", pq_crash_alone() ? 1 : pq_batch_size, pq_lease_duration,
+	alone = pq_crash_alone();
+	n = pq_claim_jobs("sql", alone ? 1 : pq_batch_size, pq_lease_duration,
 					  &jobs, batchcxt);
 	if (n == 0)
 	{
@@ -400,15 +470,21 @@ pq_run_sql_batch(MemoryContext batchcxt)
 	pq_crash_note_batch(ids, nrun);
 
 	jobcxt = AllocSetContextCreate(batchcxt, "procq job", ALLOCSET_DEFAULT_SIZES);
-	for (int i = 0; i < n; i++)
+	if (alone && jobs[0].status == NULL)
+		run_alone(&jobs[0], jobcxt, batchcxt);
+	else
 	{
-		if (jobs[i].status != NULL)
-			continue;
-		MemoryContextReset(jobcxt);
-		run_sql_job(&jobs[i], jobcxt, batchcxt);
+		for (int i = 0; i < n; i++)
+		{
+			if (jobs[i].status != NULL)
+				continue;
+			MemoryContextReset(jobcxt);
+			run_sql_job(&jobs[i], jobcxt, batchcxt);
+		}
+		MemoryContextSwitchTo(batchcxt);
+		(void) pq_record_outcomes(jobs, n);
 	}
 	MemoryContextSwitchTo(batchcxt);
-	(void) pq_record_outcomes(jobs, n);
 	pq_end_work();
 	pq_crash_batch_done();
 	return true;

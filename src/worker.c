@@ -17,9 +17,11 @@
  *
  * An error outside a job's subtransaction (a deadlock while recording a
  * batch's outcomes, a job that a DBA changed under us) is caught here: it
- * is reported, the transaction aborted (its batch runs again) and the loop
- * goes on after a pause, rather than exit and wait for the launcher.  A
- * shell job in flight is failed before more work is taken (run_shell.c).
+ * is reported, the transaction aborted and the loop goes on after a pause,
+ * rather than exit and wait for the launcher.  The batch's jobs become
+ * suspects and run alone next (crash.c, run_sql.c), so that a batch that
+ * cannot commit does not run again forever.  A shell job in flight is
+ * failed before more work is taken (run_shell.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -64,12 +66,13 @@ PGDLLEXPORT void pq_worker_main(Datum arg);
  * when another process crashed, and the worker must exit at once, without
  * cleanup.  A shell job's process group is killed first (async-signal-safe)
  * so that it does not outlive the worker and run twice once the job is
- * recovered.
+ * recovered.  The batch in flight does not count as a death (crash.c).
  */
 static void
 worker_quickdie(SIGNAL_ARGS)
 {
 	pq_shell_kill_current();
+	pq_crash_quickdie();
 	_exit(2);
 }
 
@@ -168,8 +171,8 @@ recover_from_error(MemoryContext jobcxt)
 	MemoryContextSwitchTo(TopMemoryContext);
 	FlushErrorState();
 	MemoryContextReset(jobcxt);
-	/* the batch rolled back, but did not kill the worker */
-	pq_crash_interrupted();
+	/* a batch that failed as a whole must not run again as it was */
+	pq_crash_batch_failed();
 	QueryCancelHoldoffCount = 1;
 	RESUME_INTERRUPTS();
 	pq_slot_set_state(PQ_WORKER_IDLE, 0, NULL);

@@ -45,19 +45,35 @@
  * table, so the plan cache kept choosing custom plans).  The jobs to update
  * are given by id (an array from an InitPlan), so that even that estimate
  * could not make the update scan all of procq.jobs.  %d is the limit.
+ *
+ * The candidates, the best n x procq.workers ready jobs of each task with
+ * a handler (the first %d), are read without locking (the cost depends on
+ * the tasks with handlers, n and procq.workers, not on other tasks' ready
+ * jobs); only then are the best n of them that are still ready locked
+ * (the second %d), skipping those other workers are taking.  The lock
+ * sits above the sort, under the LIMIT: no row beyond the n claimed ones
+ * stays locked for the length of the batch.  Why n x procq.workers: the
+ * other workers' uncommitted batches, still todo in this statement's
+ * snapshot, lock at most n x (procq.workers - 1) jobs, so the best n
+ * unlocked ready jobs of each task are among its candidates, and the
+ * claim takes the best n unlocked ready jobs overall, as the lock per
+ * task did.
  */
 #define CLAIM_SQL \
 	"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1," \
 	" started_at = clock_timestamp(), finished_at = NULL, worker = $1," \
 	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)" \
 	" FROM procq.handlers h" \
-	" WHERE j.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x CROSS JOIN LATERAL" \
-	"  (SELECT r.id, r.priority FROM procq.jobs r" \
-	"   WHERE r.task = x.task AND " PQ_READY_COND \
+	" WHERE j.id = ANY (ARRAY(SELECT q.id FROM procq.jobs q" \
+	"  WHERE q.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x CROSS JOIN LATERAL" \
+	"   (SELECT r.id FROM procq.jobs r" \
+	"    WHERE r.task = x.task AND " PQ_READY_COND \
 	/* a handler only runs jobs of roles its registrant may act as */ \
-	"   AND pg_catalog.pg_has_role(x.registered_by::oid, r.deferred_by::oid, 'USAGE')" \
-	"   ORDER BY r.priority DESC, r.id LIMIT %d FOR UPDATE OF r SKIP LOCKED) c" \
-	"  WHERE x.kind = $3 ORDER BY c.priority DESC, c.id LIMIT %d))" \
+	"    AND pg_catalog.pg_has_role(x.registered_by::oid, r.deferred_by::oid, 'USAGE')" \
+	"    ORDER BY r.priority DESC, r.id LIMIT %d) c" \
+	"   WHERE x.kind = $3))" \
+	"  AND " PQ_READY_COND \
+	"  ORDER BY q.priority DESC, q.id LIMIT %d FOR UPDATE OF q SKIP LOCKED))" \
 	" AND h.task = j.task" \
 	" RETURNING j.id, j.task, j.args, j.deferred_by, h.command," \
 	" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by," \
@@ -72,21 +88,27 @@
 static PQStatement *claim_one = NULL;
 static PQStatement *claim_batch = NULL;
 static int	claim_batch_n = 0;	/* the limit of claim_batch */
+static int	claim_one_cands = 0;	/* the candidates per task of each */
+static int	claim_batch_cands = 0;
 
 /*
  * claim_statement returns the claim statement for n jobs, making it (with
- * its kept plan freed, if it had one) when there is none for n.
+ * its kept plan freed, if it had one) when there is none for n and the
+ * current procq.workers.
  */
 static PQStatement *
 claim_statement(int n)
 {
 	PQStatement **slot = (n == 1) ? &claim_one : &claim_batch;
+	int		   *slot_cands = (n == 1) ? &claim_one_cands : &claim_batch_cands;
 	PQStatement *stmt = *slot;
+	int			cands = (int) Min((int64) n * Max(pq_workers, 1), 1000000);
 
-	if (stmt != NULL && (n == 1 || claim_batch_n == n))
+	if (stmt != NULL && (n == 1 || claim_batch_n == n) && *slot_cands == cands)
 		return stmt;
 	if (n != 1)
 		claim_batch_n = n;
+	*slot_cands = cands;
 	if (stmt == NULL)
 		stmt = MemoryContextAllocZero(TopMemoryContext, sizeof(PQStatement));
 	else
@@ -95,7 +117,7 @@ claim_statement(int n)
 			SPI_freeplan(stmt->plan);
 		pfree((char *) stmt->sql);
 	}
-	stmt->sql = MemoryContextStrdup(TopMemoryContext, psprintf(CLAIM_SQL, n, n));
+	stmt->sql = MemoryContextStrdup(TopMemoryContext, psprintf(CLAIM_SQL, cands, n));
 	stmt->nargs = 3;
 	stmt->argtypes[0] = TEXTOID;
 	stmt->argtypes[1] = INT4OID;

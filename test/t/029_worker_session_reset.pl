@@ -9,7 +9,9 @@
 #    end of her job (another session can take it; bob's job does not hold it);
 #  - settings changed without LOCAL (set_config(..., false));
 #  - prepared statements;
-#  - temporary objects.
+#  - temporary objects;
+#  - open cursors (a plpgsql OPEN of a refcursor survives the end of the
+#    job's subtransaction: bob must not see or FETCH from alice's).
 use strict;
 use warnings FATAL => 'all';
 use PostgreSQL::Test::Cluster;
@@ -39,6 +41,11 @@ SELECT procq.register_handler('get_wm', 'sql', 'SELECT current_setting(''work_me
 SELECT procq.register_handler('prepare', 'sql', 'PREPARE leak AS SELECT 1');
 SELECT procq.register_handler('prepared', 'sql', 'SELECT count(*) FROM pg_prepared_statements');
 SELECT procq.register_handler('mk_temp', 'sql', 'CREATE TEMP TABLE leak_t (x int)');
+CREATE FUNCTION open_cur() RETURNS refcursor LANGUAGE plpgsql AS $$
+DECLARE c refcursor := 'leak_cur';
+BEGIN OPEN c FOR SELECT 42; RETURN c; END $$;
+SELECT procq.register_handler('open_cur', 'sql', 'SELECT public.open_cur()');
+SELECT procq.register_handler('cursors', 'sql', 'SELECT count(*) FROM pg_cursors');
 SELECT procq.register_handler('temp_seen', 'sql',
   'SELECT count(*) FROM pg_class WHERE relpersistence = ''t'' AND relname = ''leak_t''');
 });
@@ -56,7 +63,8 @@ my @plan = (
 	[ 'adv_held',  'bob' ],   [ 'set_wm',    'alice' ],
 	[ 'get_wm',    'bob' ],   [ 'prepare',   'alice' ],
 	[ 'prepared',  'bob' ],   [ 'mk_temp',   'alice' ],
-	[ 'temp_seen', 'bob' ]);
+	[ 'temp_seen', 'bob' ],   [ 'open_cur',  'alice' ],
+	[ 'cursors',   'bob' ]);
 for my $p (@plan)
 {
 	my ($task, $role) = @$p;
@@ -87,6 +95,9 @@ check_job($node, $id{get_wm}, "bob's job sees the default work_mem, not alice's"
 check_job($node, $id{prepared}, "bob's job sees no prepared statement of alice's",
 	q{status = 'succeeded' AND result = '0'});
 check_job($node, $id{temp_seen}, "bob's job sees no temporary table of alice's",
+	q{status = 'succeeded' AND result = '0'});
+check_job($node, $id{open_cur}, "alice's job opened a cursor", q{status = 'succeeded' AND result = '"leak_cur"'});
+check_job($node, $id{cursors}, "bob's job sees no cursor of alice's",
 	q{status = 'succeeded' AND result = '0'});
 
 $node->stop;
