@@ -132,26 +132,6 @@ cmp_int64_key(const void *a, const void *b)
 }
 
 /*
- * pq_check_finish_status rejects a status a job cannot be finished with,
- * and a result for a job that did not succeed (as finish_job does).
- */
-void
-pq_check_finish_status(const char *status, bool has_result)
-{
-	if (strcmp(status, "succeeded") != 0 && strcmp(status, "failed") != 0 &&
-		strcmp(status, "cancelled") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a job cannot be finished with status %s", status),
-				 errhint("Use succeeded, failed or cancelled.")));
-	if (has_result && strcmp(status, "succeeded") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("only a succeeded job can have a result"),
-				 errhint("Describe a failure in error instead.")));
-}
-
-/*
  * decide_retries turns the failed jobs of the batch that have attempts
  * left and a queueing lock into todo jobs (ended = "todo"), except
  * those whose queueing lock another todo job holds, or an earlier job of

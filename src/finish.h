@@ -23,7 +23,6 @@ typedef struct PQFinishItem
 	int64		holder;			/* job whose queueing_lock kept it failed, or 0 */
 } PQFinishItem;
 
-extern void pq_check_finish_status(const char *status, bool has_result);
 extern void pq_finish_batch(PQFinishItem *jobs, int n);
 
 #endif							/* PROCQ_FINISH_H */

@@ -175,11 +175,12 @@ pq_retry_delay_seconds(int attempts)
 }
 
 /*
- * check_finish_args rejects a status finish_job does not take, and a
- * result for a job that did not succeed.
+ * pq_check_finish_status rejects a status a job cannot be finished with,
+ * and a result for a job that did not succeed: the argument checks of
+ * finish_job and finish_jobs.
  */
-static void
-check_finish_args(const char *status, bool has_result)
+void
+pq_check_finish_status(const char *status, bool has_result)
 {
 	if (strcmp(status, "succeeded") != 0 && strcmp(status, "failed") != 0 &&
 		strcmp(status, "cancelled") != 0)
@@ -222,7 +223,7 @@ procq_finish_job(PG_FUNCTION_ARGS)
 	job_id = PG_GETARG_INT64(0);
 	status = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
 	error = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	check_finish_args(status, !PG_ARGISNULL(2));
+	pq_check_finish_status(status, !PG_ARGISNULL(2));
 
 	pq_connect();
 
