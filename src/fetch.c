@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * fetch.c
- *	  Taking jobs: procq.fetch_job for external workers, and the fetch of
- *	  the background workers, which takes only jobs whose task has a
- *	  handler.
+ *	  Taking jobs: procq.fetch_job and fetch_jobs for external workers,
+ *	  and promoting due scheduled jobs (also for the background workers,
+ *	  whose claim is in worker_jobs.c).
  *
  * A fetch takes the best ready job (highest priority, then lowest id) in
  * a ready index, skipping rows other fetchers have locked, and makes it
@@ -154,32 +154,6 @@ static PQStatement stmt_queues_by_readiness = PQ_STATEMENT(
 	"  ORDER BY j.priority DESC, j.id LIMIT 1) c"
 	" ORDER BY c.priority DESC, c.id",
 	1, TEXTARRAYOID);
-
-/* tasks with a handler of kind $1 and ready jobs, best job first */
-static PQStatement stmt_handled_tasks = PQ_STATEMENT(
-	"SELECT h.task FROM procq.handlers h CROSS JOIN LATERAL"
-	" (SELECT j.priority, j.id FROM procq.jobs j"
-	"  WHERE j.task = h.task AND " PQ_READY_COND
-	"  ORDER BY j.priority DESC, j.id LIMIT 1) c"
-	" WHERE h.kind = $1 ORDER BY c.priority DESC, c.id",
-	1, TEXTOID);
-
-/* reads the handler in the same statement, so that it is there */
-static PQStatement stmt_fetch_handled = PQ_STATEMENT(
-	"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1,"
-	" started_at = clock_timestamp(), finished_at = NULL, worker = $1,"
-	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)"
-	" FROM procq.handlers h"
-	" WHERE j.id = (SELECT c.id FROM procq.jobs c WHERE " PQ_READY_COND
-	"  AND c.task = $3"
-	/* a handler only runs jobs of roles its registrant may act as */
-	"  AND EXISTS (SELECT 1 FROM procq.handlers x WHERE x.task = c.task"
-	"   AND pg_catalog.pg_has_role(x.registered_by::oid, c.deferred_by::oid, 'USAGE'))"
-	"  ORDER BY c.priority DESC, c.id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-	" AND h.task = j.task"
-	" RETURNING j.id, j.task, j.args, j.deferred_by, h.command,"
-	" (extract(epoch FROM h.timeout) * 1000)::int8, h.registered_by",
-	3, TEXTOID, INT4OID, TEXTOID);
 
 /*
  * promote_due_up_to makes up to limit jobs whose scheduled time has come
@@ -418,56 +392,4 @@ procq_fetch_jobs(PG_FUNCTION_ARGS)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
 	pq_finish();
 	return (Datum) 0;
-}
-
-/*
- * pq_fetch_handled_job takes, for the background worker named worker, the
- * best ready job whose task has a handler of the given kind, with that
- * handler, and leases it for lease_seconds.  Returns false when there is none.
- * Everything returned lives in cxt.
- *
- * It looks at the handled tasks one by one, best ready job first, in the
- * per-task ready index: ready jobs of tasks without a handler (left for
- * external workers) cost nothing, however many there are.  Within a task,
- * jobs other workers are taking are skipped.
- */
-bool
-pq_fetch_handled_job(const char *kind, const char *worker, int lease_seconds,
-					 PQFetchedJob *job, MemoryContext cxt)
-{
-	Datum		v[3];
-	bool		isnull;
-	MemoryContext old;
-	int			ntasks;
-	char	  **tasks;
-	bool		found = false;
-
-	v[0] = CStringGetTextDatum(kind);
-	ntasks = pq_exec(&stmt_handled_tasks, v, NULL, 0);
-	tasks = palloc(sizeof(char *) * Max(ntasks, 1));
-	for (int i = 0; i < ntasks; i++)
-		tasks[i] = pq_get_text(i, 1);
-
-	v[0] = CStringGetTextDatum(worker);
-	v[1] = Int32GetDatum(lease_seconds);
-	for (int i = 0; i < ntasks && !found; i++)
-	{
-		v[2] = CStringGetTextDatum(tasks[i]);
-		found = pq_exec(&stmt_fetch_handled, v, NULL, 1) == 1;
-	}
-	if (!found)
-		return false;
-
-	old = MemoryContextSwitchTo(cxt);
-	job->id = DatumGetInt64(pq_get_attr(0, 1, &isnull));
-	job->task = pq_get_text(0, 2);
-	job->args = datumCopy(pq_get_attr(0, 3, &isnull), false, -1);
-	job->deferred_by = DatumGetObjectId(pq_get_attr(0, 4, &isnull));
-	job->command = pq_get_text(0, 5);
-	job->timeout_ms = DatumGetInt64(pq_get_attr(0, 6, &isnull));
-	if (isnull)
-		job->timeout_ms = 0;
-	job->registered_by = DatumGetObjectId(pq_get_attr(0, 7, &isnull));
-	MemoryContextSwitchTo(old);
-	return true;
 }
