@@ -295,6 +295,30 @@ reset_session(void)
 }
 
 /*
+ * abort_job_subxact is the common part of catching a job's error: it puts
+ * back the cancel holdoff that errfinish reset (outside a handler, cancels
+ * stay held), stops the job's statement timeout, copies the error into
+ * batchcxt, and rolls back the job's subtransaction, returning to the
+ * batch's memory context and resource owner.
+ */
+static ErrorData *
+abort_job_subxact(MemoryContext batchcxt, ResourceOwner oldowner)
+{
+	ErrorData  *edata;
+
+	QueryCancelHoldoffCount = 0;
+	HOLD_CANCEL_INTERRUPTS();
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	MemoryContextSwitchTo(batchcxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(batchcxt);
+	CurrentResourceOwner = oldowner;
+	return edata;
+}
+
+/*
  * run_sql_job runs one SQL job in its own subtransaction (run_handler).
  * If anything fails, the subtransaction is rolled back, which undoes the
  * effects, the settings and the role switch, and the job's outcome is
@@ -335,20 +359,8 @@ run_sql_job(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = abort_job_subxact(batchcxt, oldowner);
 		bool		aborted;
-
-		QueryCancelHoldoffCount = 0;
-		HOLD_CANCEL_INTERRUPTS();
-		disable_timeout(STATEMENT_TIMEOUT, false);
-
-		MemoryContextSwitchTo(batchcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(batchcxt);
-		CurrentResourceOwner = oldowner;
 
 		aborted = pq_slot_settle_abort(job->id);
 		job->status = aborted ? "cancelled" : "failed";
@@ -389,17 +401,8 @@ run_alone(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = abort_job_subxact(batchcxt, oldowner);
 
-		QueryCancelHoldoffCount = 0;
-		HOLD_CANCEL_INTERRUPTS();
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		MemoryContextSwitchTo(batchcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(batchcxt);
-		CurrentResourceOwner = oldowner;
 		QueryCancelPending = false;
 		reset_session();
 		pq_slot_job_done();
