@@ -2,6 +2,8 @@
 #
 #   make demo    install what is missing, build, run the workflow demo
 #   make test    install what is missing, build, run the whole test suite
+#   make stress  install what is missing (and the stress tools), build, run
+#                the long proofs: test/stress/*.sh (scripts/stress.sh)
 #   make bench   install what is missing (and node), build, run the benchmark:
 #                procq beside its peers and floors, one table (bench/run.sh)
 #
@@ -40,7 +42,7 @@ endif
 # PGXS does not track header dependencies.
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: deps test demo bench
+.PHONY: deps test demo bench stress
 
 deps:
 	@scripts/deps.sh
@@ -54,6 +56,12 @@ demo: deps
 	$(MAKE) all
 	$(MAKE) install
 	scripts/demo.sh
+
+stress:
+	@scripts/deps.sh stress
+	$(MAKE) all
+	$(MAKE) install
+	scripts/stress.sh
 
 bench:
 	@scripts/deps.sh bench

@@ -7,6 +7,7 @@
 #   scripts/deps.sh bench    and, for make bench, Debian's nodejs and npm
 #                            when there is no `node` or `npm` at all (the
 #                            peers, bench/peers/, run on node 18 and 20)
+#   scripts/deps.sh stress   and the tools make stress runs (test/stress/)
 set -euo pipefail
 
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
@@ -14,6 +15,9 @@ packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
 if [[ ${1:-} == bench ]]; then
     command -v node >/dev/null || packages+=(nodejs)
     command -v npm >/dev/null || packages+=(npm)
+fi
+if [[ ${1:-} == stress ]]; then
+    packages+=(python3-psycopg)
 fi
 
 missing=()
