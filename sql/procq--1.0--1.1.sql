@@ -165,3 +165,85 @@ AS 'MODULE_PATHNAME', 'procq_purge';
 COMMENT ON FUNCTION procq.purge(interval) IS
     'delete finished jobs older than older_than that no job depends on; returns how many';
 REVOKE ALL ON FUNCTION procq.purge(interval) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- issue 8, fence: finish_job, heartbeat and finish_jobs take the attempt the
+-- caller fetched (attempt / attempts, last, DEFAULT NULL).  Keeping the old
+-- declarations beside the new ones would make every call without the new
+-- argument ambiguous, so they are replaced; every earlier call means the
+-- same.  The EXECUTE privileges granted on the old ones carry over.
+------------------------------------------------------------------------------
+
+CREATE FUNCTION procq.finish_job(
+    job_id bigint,
+    status procq.job_status,
+    result jsonb DEFAULT NULL,
+    error text DEFAULT NULL,
+    attempt integer DEFAULT NULL)
+RETURNS procq.job_status
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_finish_job';
+COMMENT ON FUNCTION procq.finish_job(bigint, procq.job_status, jsonb, text, integer) IS
+    'end a doing job (in attempt, if given) as succeeded, failed (retried while attempts are left) or cancelled';
+
+CREATE FUNCTION procq.heartbeat(job_id bigint, attempt integer DEFAULT NULL)
+RETURNS timestamptz
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_heartbeat';
+COMMENT ON FUNCTION procq.heartbeat(bigint, integer) IS
+    'extend a doing job''s lease (in attempt, if given) by procq.lease_duration; returns the new expiry';
+
+CREATE FUNCTION procq.finish_jobs(
+    job_ids bigint[],
+    status procq.job_status,
+    results jsonb[] DEFAULT NULL,
+    errors text[] DEFAULT NULL,
+    attempts integer[] DEFAULT NULL)
+RETURNS TABLE (job_id bigint, status procq.job_status)
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_finish_jobs';
+COMMENT ON FUNCTION procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[]) IS
+    'end doing jobs (each in its attempt, if given) as finish_job does, all or none; returns the status each ended in';
+
+REVOKE ALL ON FUNCTION
+    procq.finish_job(bigint, procq.job_status, jsonb, text, integer),
+    procq.heartbeat(bigint, integer),
+    procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[])
+FROM PUBLIC;
+
+DO $$
+DECLARE
+    f record;
+    g record;
+BEGIN
+    FOR f IN
+        SELECT * FROM (VALUES
+            ('procq.finish_job(bigint, procq.job_status, jsonb, text)',
+             'procq.finish_job(bigint, procq.job_status, jsonb, text, integer)'),
+            ('procq.heartbeat(bigint)',
+             'procq.heartbeat(bigint, integer)'),
+            ('procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[])',
+             'procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[])'))
+            AS v(old, new)
+    LOOP
+        FOR g IN
+            SELECT a.grantee, a.is_grantable
+            FROM pg_catalog.pg_proc p,
+                 pg_catalog.aclexplode(p.proacl) AS a
+            WHERE p.oid = f.old::pg_catalog.regprocedure
+              AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+        LOOP
+            EXECUTE pg_catalog.format(
+                'GRANT EXECUTE ON FUNCTION %s TO %s%s', f.new,
+                CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END,
+                CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+END
+$$;
+DROP FUNCTION procq.finish_job(bigint, procq.job_status, jsonb, text);
+DROP FUNCTION procq.heartbeat(bigint);
+DROP FUNCTION procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]);

@@ -195,13 +195,14 @@ CREATE FUNCTION procq.finish_job(
     job_id bigint,
     status procq.job_status,
     result jsonb DEFAULT NULL,
-    error text DEFAULT NULL)
+    error text DEFAULT NULL,
+    attempt integer DEFAULT NULL)
 RETURNS procq.job_status
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_finish_job';
-COMMENT ON FUNCTION procq.finish_job(bigint, procq.job_status, jsonb, text) IS
-    'end a doing job as succeeded, failed (retried while attempts are left) or cancelled';
+COMMENT ON FUNCTION procq.finish_job(bigint, procq.job_status, jsonb, text, integer) IS
+    'end a doing job (in attempt, if given) as succeeded, failed (retried while attempts are left) or cancelled';
 
 CREATE FUNCTION procq.retry_job(job_id bigint, scheduled_at timestamptz DEFAULT NULL)
 RETURNS void
@@ -219,13 +220,13 @@ AS 'MODULE_PATHNAME', 'procq_cancel_job';
 COMMENT ON FUNCTION procq.cancel_job(bigint, boolean) IS
     'cancel a todo job (with abort, also stop a doing one) and its waiting descendants';
 
-CREATE FUNCTION procq.heartbeat(job_id bigint)
+CREATE FUNCTION procq.heartbeat(job_id bigint, attempt integer DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_heartbeat';
-COMMENT ON FUNCTION procq.heartbeat(bigint) IS
-    'extend a doing job''s lease by procq.lease_duration; returns the new expiry';
+COMMENT ON FUNCTION procq.heartbeat(bigint, integer) IS
+    'extend a doing job''s lease (in attempt, if given) by procq.lease_duration; returns the new expiry';
 
 CREATE FUNCTION procq.recover_stalled()
 RETURNS integer
@@ -260,13 +261,14 @@ CREATE FUNCTION procq.finish_jobs(
     job_ids bigint[],
     status procq.job_status,
     results jsonb[] DEFAULT NULL,
-    errors text[] DEFAULT NULL)
+    errors text[] DEFAULT NULL,
+    attempts integer[] DEFAULT NULL)
 RETURNS TABLE (job_id bigint, status procq.job_status)
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_finish_jobs';
-COMMENT ON FUNCTION procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]) IS
-    'end doing jobs as finish_job does, all or none; returns the status each ended in';
+COMMENT ON FUNCTION procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[]) IS
+    'end doing jobs (each in its attempt, if given) as finish_job does, all or none; returns the status each ended in';
 
 CREATE FUNCTION procq.defer_jobs(
     task text,
@@ -413,13 +415,13 @@ REVOKE ALL ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
     procq.defer_workflow(jsonb),
     procq.fetch_job(text[], text, text[]),
-    procq.finish_job(bigint, procq.job_status, jsonb, text),
+    procq.finish_job(bigint, procq.job_status, jsonb, text, integer),
     procq.retry_job(bigint, timestamptz),
     procq.cancel_job(bigint, boolean),
     procq.register_handler(text, text, text, interval),
     procq.unregister_handler(text),
     procq.worker_status(),
-    procq.heartbeat(bigint),
+    procq.heartbeat(bigint, integer),
     procq.recover_stalled(),
     procq.parent_results(bigint),
     procq.purge(interval),
@@ -428,7 +430,7 @@ REVOKE ALL ON FUNCTION
     procq.jobs_deleted(),
     procq.dependency_deleted(),
     procq.fetch_jobs(integer, text[], text, text[]),
-    procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]),
+    procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[]),
     procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text),
     procq.jobs_row_check(text, text, procq.job_status, integer, integer, integer, boolean,
         boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint)

@@ -35,7 +35,7 @@
 PG_FUNCTION_INFO_V1(procq_finish_jobs);
 
 static PQStatement stmt_lock_batch = PQ_STATEMENT(
-	"SELECT id, status::text, attempts, max_attempts, queueing_lock"
+	"SELECT id, status::text, attempts, max_attempts, queueing_lock, error"
 	" FROM procq.jobs WHERE id = ANY ($1) ORDER BY id FOR UPDATE",
 	1, INT8ARRAYOID);
 
@@ -213,8 +213,9 @@ decide_retries(PQFinishItem *jobs, Retryable *cands, int ncands)
  * with its status (succeeded, failed or cancelled), result and error, and
  * sets each one's ended to the status it ended in: "todo" for a failed job
  * that will be retried.  All or nothing: a job that does not exist, or is
- * not doing, is an error before anything changes.  The caller has checked
- * the statuses and connected SPI.
+ * not doing (in its attempt, when the item gives one: fencing, see
+ * pq_refuse_not_running), is an error before anything changes.  The caller
+ * has checked the statuses and connected SPI.
  */
 void
 pq_finish_batch(PQFinishItem *jobs, int n)
@@ -258,13 +259,15 @@ pq_finish_batch(PQFinishItem *jobs, int n)
 		row_ids[r] = DatumGetInt64(pq_get_attr(r, 1, &isnull));
 	}
 
-	/* every job exists and is doing, checked in the order given */
+	/* every job exists and is doing (in its attempt), checked in the order given */
 	row_of = palloc(sizeof(int) * n);
 	for (int i = 0; i < n; i++)
 	{
 		int64	   *found = bsearch(&jobs[i].id, row_ids, nrows, sizeof(int64),
 									cmp_int64_key);
 		char	   *current;
+		int32		attempts;
+		bool		isnull;
 
 		if (found == NULL)
 			ereport(ERROR,
@@ -273,12 +276,11 @@ pq_finish_batch(PQFinishItem *jobs, int n)
 					 errdetail("No job of the batch was finished.")));
 		row_of[i] = found - row_ids;
 		current = pq_get_text(row_of[i], 2);
-		if (strcmp(current, "doing") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("job %lld is not running", (long long) jobs[i].id),
-					 errdetail("Its status is %s; only a doing job can be finished. "
-							   "No job of the batch was finished.", current)));
+		attempts = DatumGetInt32(pq_get_attr(row_of[i], 3, &isnull));
+		if (!pq_job_runs_in(current, attempts, &jobs[i].attempt))
+			pq_refuse_not_running(jobs[i].id, current, attempts,
+								  pq_get_text(row_of[i], 6), &jobs[i].attempt,
+								  false, true);
 	}
 
 	/* failed jobs with attempts left are retried, queueing locks permitting */
@@ -354,12 +356,14 @@ require_length(const char *name, int n, int njobs)
 
 /*
  * procq.finish_jobs(job_ids bigint[], status procq.job_status,
- *					 results jsonb[], errors text[])
+ *					 results jsonb[], errors text[], attempts integer[])
  * returns table (job_id bigint, status procq.job_status)
  *
  * Ends every job of job_ids with status, results[i] and errors[i] going to
  * job_ids[i], as finish_job would, in set-based statements; returns each
- * job and the status it ended in, in the order of job_ids.  All or none.
+ * job and the status it ended in, in the order of job_ids.  attempts[i] is
+ * the attempt job_ids[i] was fetched in, as finish_job's attempt (NULL
+ * elements: not checked).  All or none.
  */
 Datum
 procq_finish_jobs(PG_FUNCTION_ARGS)
@@ -374,8 +378,11 @@ procq_finish_jobs(PG_FUNCTION_ARGS)
 	bool	   *res_nulls = NULL;
 	Datum	   *err_elems = NULL;
 	bool	   *err_nulls = NULL;
+	Datum	   *att_elems = NULL;
+	bool	   *att_nulls = NULL;
 	int			nres;
 	int			nerr;
+	int			natt;
 	PQFinishItem *jobs;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -400,6 +407,12 @@ procq_finish_jobs(PG_FUNCTION_ARGS)
 					&err_elems, &err_nulls, &nerr);
 		require_length("errors", nerr, n);
 	}
+	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+	{
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(4), INT4OID, sizeof(int32), true,
+						  TYPALIGN_INT, &att_elems, &att_nulls, &natt);
+		require_length("attempts", natt, n);
+	}
 
 	jobs = palloc0(sizeof(PQFinishItem) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -415,6 +428,8 @@ procq_finish_jobs(PG_FUNCTION_ARGS)
 		jobs[i].result = jobs[i].has_result ? res_elems[i] : (Datum) 0;
 		jobs[i].error = err_elems != NULL && !err_nulls[i]
 			? TextDatumGetCString(err_elems[i]) : NULL;
+		jobs[i].attempt.given = att_elems != NULL && !att_nulls[i];
+		jobs[i].attempt.value = jobs[i].attempt.given ? DatumGetInt32(att_elems[i]) : 0;
 		pq_check_finish_status(status, jobs[i].has_result);
 	}
 

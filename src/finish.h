@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include "lifecycle.h"
+
 /* One job of a batch to finish, and what became of it. */
 typedef struct PQFinishItem
 {
@@ -18,6 +20,7 @@ typedef struct PQFinishItem
 	bool		has_result;
 	Datum		result;			/* jsonb, when has_result */
 	char	   *error;			/* NULL when none */
+	PQAttempt	attempt;		/* the attempt it was fetched in, if given */
 	/* set by pq_finish_batch: */
 	const char *ended;			/* the status it ended in (todo: retried) */
 	int64		holder;			/* job whose queueing_lock kept it failed, or 0 */

@@ -28,6 +28,7 @@
 #include "jobs.h"
 #include "lifecycle.h"
 #include "locks.h"
+#include "procq.h"
 #include "shmem.h"
 #include "spi_exec.h"
 
@@ -39,8 +40,12 @@ PG_FUNCTION_INFO_V1(procq_recover_stalled);
 PG_FUNCTION_INFO_V1(procq_parent_results);
 
 static PQStatement stmt_lock_job = PQ_STATEMENT(
-	"SELECT status::text, attempts, max_attempts, queueing_lock"
+	"SELECT status::text, attempts, max_attempts, queueing_lock, error"
 	" FROM procq.jobs WHERE id = $1 FOR UPDATE",
+	1, INT8OID);
+
+static PQStatement stmt_job_state = PQ_STATEMENT(
+	"SELECT status::text, attempts, error FROM procq.jobs WHERE id = $1",
 	1, INT8OID);
 
 static PQStatement stmt_finish = PQ_STATEMENT(
@@ -70,10 +75,11 @@ static PQStatement stmt_finish_plain = PQ_STATEMENT(
 	" result = $3, error = $4, lease_expires_at = NULL,"
 	" finished_at = clock_timestamp(), delayed = false"
 	" WHERE id = (SELECT id FROM procq.jobs WHERE id = $1 AND status = 'doing'"
+	"  AND ($5::int4 IS NULL OR attempts = $5)"
 	"  AND lock IS NULL AND ($2 <> 'failed' OR attempts >= max_attempts)"
 	"  FOR UPDATE)"
 	" RETURNING status::text",
-	4, INT8OID, TEXTOID, JSONBOID, TEXTOID);
+	5, INT8OID, TEXTOID, JSONBOID, TEXTOID, INT4OID);
 
 static PQStatement stmt_worker_finish = PQ_STATEMENT(
 	"SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
@@ -110,8 +116,9 @@ static PQStatement stmt_heartbeat = PQ_STATEMENT(
 	"UPDATE procq.jobs"
 	" SET lease_expires_at = greatest(lease_expires_at,"
 	"  clock_timestamp() + make_interval(secs => $2))"
-	" WHERE id = $1 AND status = 'doing' RETURNING lease_expires_at",
-	2, INT8OID, INT4OID);
+	" WHERE id = $1 AND status = 'doing' AND ($3::int4 IS NULL OR attempts = $3)"
+	" RETURNING lease_expires_at",
+	3, INT8OID, INT4OID, INT4OID);
 
 static PQStatement stmt_stalled = PQ_STATEMENT(
 	"SELECT id, lock, queueing_lock FROM procq.jobs"
@@ -175,6 +182,93 @@ pq_retry_delay_seconds(int attempts)
 }
 
 /*
+ * pq_job_runs_in says whether a job with status and attempts is running in
+ * the caller's attempt: it is doing, and in that attempt when the caller
+ * gave one (attempt NULL: any).
+ */
+bool
+pq_job_runs_in(const char *status, int32 attempts, const PQAttempt *attempt)
+{
+	return strcmp(status, "doing") == 0 &&
+		(!attempt->given || attempts == attempt->value);
+}
+
+/*
+ * pq_refuse_not_running raises the error for a job the caller may not
+ * finish (or heartbeat, with heartbeat true) because it does not run in the
+ * caller's attempt (pq_job_runs_in is false); status, attempts and error
+ * are the job's.  The fencing of stale workers:
+ *
+ *	- a job that procq.cancel_job(abort => true) stopped, in the caller's
+ *	  attempt (or the caller gave none): PQ002;
+ *	- else, when the caller gave its attempt: PQ001, its lease is lost: the
+ *	  job was put back (recover_stalled), fetched again, or finished by
+ *	  someone else since;
+ *	- else 55000, as without fencing.
+ *
+ * In a batch, the detail says that no job of the batch was finished.
+ */
+void
+pq_refuse_not_running(int64 job_id, const char *status, int32 attempts,
+					  const char *error, const PQAttempt *attempt,
+					  bool heartbeat, bool batch)
+{
+	const char *none = batch ? " No job of the batch was finished." : "";
+
+	if (strcmp(status, "cancelled") == 0 && error != NULL &&
+		strcmp(error, PQ_ABORTED_ERROR) == 0 &&
+		(!attempt->given || attempts == attempt->value))
+		ereport(ERROR,
+				(errcode(ERRCODE_PQ_JOB_ABORTED),
+				 errmsg("job %lld was aborted", (long long) job_id),
+				 errdetail("procq.cancel_job(abort => true) stopped it while it ran.%s", none),
+				 errhint("Stop working on the job and roll back what it did.")));
+	if (attempt->given && strcmp(status, "doing") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PQ_LEASE_LOST),
+				 errmsg("job %lld is no longer running in attempt %d",
+						(long long) job_id, attempt->value),
+				 errdetail("It was fetched again and runs in attempt %d now.%s",
+						   attempts, none),
+				 errhint("Stop working on the job: its lease is lost.")));
+	if (attempt->given)
+		ereport(ERROR,
+				(errcode(ERRCODE_PQ_LEASE_LOST),
+				 errmsg("job %lld is no longer running in attempt %d",
+						(long long) job_id, attempt->value),
+				 errdetail("Its status is %s (attempt %d): it was put back, failed or "
+						   "finished since that attempt was fetched.%s",
+						   status, attempts, none),
+				 errhint("Stop working on the job: its lease is lost.")));
+	if (heartbeat)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld is not running", (long long) job_id),
+				 errdetail("Its status is %s; only a doing job has a lease.", status)));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("job %lld is not running", (long long) job_id),
+			 errdetail("Its status is %s; only a doing job can be finished.%s",
+					   status, none)));
+}
+
+/*
+ * pq_get_attempt reads the optional attempt argument argno of a function.
+ */
+PQAttempt
+pq_get_attempt(FunctionCallInfo fcinfo, int argno)
+{
+	PQAttempt	attempt = {false, 0};
+
+	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
+	{
+		attempt.given = true;
+		attempt.value = PG_GETARG_INT32(argno);
+	}
+	return attempt;
+}
+
+/*
  * pq_check_finish_status rejects a status a job cannot be finished with,
  * and a result for a job that did not succeed: the argument checks of
  * finish_job and finish_jobs.
@@ -196,11 +290,14 @@ pq_check_finish_status(const char *status, bool has_result)
 }
 
 /*
- * procq.finish_job(job_id, status, result, error) returns procq.job_status
+ * procq.finish_job(job_id, status, result, error, attempt) returns
+ * procq.job_status
  *
  * Ends a doing job.  'failed' goes back to todo, after a backoff, while the
  * job has attempts left (and no other job waits with its queueing_lock);
  * the status trigger then does what the new status means for dependents.
+ * With attempt (the attempts of the row the caller fetched), only a job
+ * still doing in that attempt is ended (pq_refuse_not_running).
  */
 Datum
 procq_finish_job(PG_FUNCTION_ARGS)
@@ -217,10 +314,12 @@ procq_finish_job(PG_FUNCTION_ARGS)
 	char		n[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	Datum		ended;
+	PQAttempt	attempt;
 
 	pq_require_arg(fcinfo, 0, "job_id");
 	pq_require_arg(fcinfo, 1, "status");
 	job_id = PG_GETARG_INT64(0);
+	attempt = pq_get_attempt(fcinfo, 4);
 	status = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
 	error = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	pq_check_finish_status(status, !PG_ARGISNULL(2));
@@ -233,6 +332,8 @@ procq_finish_job(PG_FUNCTION_ARGS)
 	n[2] = PG_ARGISNULL(2) ? 'n' : ' ';
 	v[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	n[3] = error ? ' ' : 'n';
+	v[4] = Int32GetDatum(attempt.value);
+	n[4] = attempt.given ? ' ' : 'n';
 	if (pq_exec(&stmt_finish_plain, v, n, 1) == 1)
 	{
 		ended = DirectFunctionCall2(enum_in, CStringGetDatum(pq_get_text(0, 1)),
@@ -247,12 +348,9 @@ procq_finish_job(PG_FUNCTION_ARGS)
 	current = pq_get_text(0, 1);
 	attempts = DatumGetInt32(pq_get_attr(0, 2, &isnull));
 	max_attempts = DatumGetInt32(pq_get_attr(0, 3, &isnull));
-	if (strcmp(current, "doing") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("job %lld is not running", (long long) job_id),
-				 errdetail("Its status is %s; only a doing job can be finished.",
-						   current)));
+	if (!pq_job_runs_in(current, attempts, &attempt))
+		pq_refuse_not_running(job_id, current, attempts, pq_get_text(0, 5),
+							  &attempt, false, false);
 
 	new_status = status;
 	if (strcmp(status, "failed") == 0 && attempts < max_attempts)
@@ -282,6 +380,7 @@ procq_finish_job(PG_FUNCTION_ARGS)
 	v[3] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	n[3] = error ? ' ' : 'n';
 	v[4] = Float8GetDatum(delay);
+	n[4] = ' ';
 	pq_exec(&stmt_finish, v, n, 1);
 
 	ended = DirectFunctionCall2(enum_in, CStringGetDatum(pq_get_text(0, 1)),
@@ -474,10 +573,11 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 }
 
 /*
- * procq.heartbeat(job_id) returns timestamptz
+ * procq.heartbeat(job_id, attempt) returns timestamptz
  *
  * Extends the lease of a doing job to procq.lease_duration from now, and
- * returns when it will run out.  It never shortens a lease: anyone may SET
+ * returns when it will run out.  With attempt, only while the job is
+ * doing in that attempt (pq_refuse_not_running).  It never shortens a lease: anyone may SET
  * procq.lease_duration, and a background worker's shell job is leased for
  * longer than any timeout (the workers recover the jobs of dead workers
  * themselves), so a short lease would let recover_stalled put the job
@@ -490,24 +590,28 @@ Datum
 procq_heartbeat(PG_FUNCTION_ARGS)
 {
 	int64		job_id;
-	Datum		v[2];
+	Datum		v[3];
+	char		n[3] = {' ', ' ', ' '};
 	bool		isnull;
 	TimestampTz expires;
+	PQAttempt	attempt;
 
 	pq_require_arg(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);
+	attempt = pq_get_attempt(fcinfo, 1);
 
 	pq_connect();
 	v[0] = Int64GetDatum(job_id);
 	v[1] = Int32GetDatum(pq_lease_duration);
-	if (pq_exec(&stmt_heartbeat, v, NULL, 1) == 0)
+	v[2] = Int32GetDatum(attempt.value);
+	n[2] = attempt.given ? ' ' : 'n';
+	if (pq_exec(&stmt_heartbeat, v, n, 1) == 0)
 	{
-		char	   *current = pq_job_status(job_id);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("job %lld is not running", (long long) job_id),
-				 errdetail("Its status is %s; only a doing job has a lease.", current)));
+		if (pq_exec(&stmt_job_state, v, NULL, 1) == 0)
+			pq_job_not_found(job_id);
+		pq_refuse_not_running(job_id, pq_get_text(0, 1),
+							  DatumGetInt32(pq_get_attr(0, 2, &isnull)),
+							  pq_get_text(0, 3), &attempt, true, false);
 	}
 	expires = DatumGetTimestampTz(pq_get_attr(0, 1, &isnull));
 	pq_finish();

@@ -10,9 +10,25 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+
+/* The attempt a caller says it runs a job in (fencing), if it said. */
+typedef struct PQAttempt
+{
+	bool		given;
+	int32		value;
+} PQAttempt;
+
 extern void pq_worker_finish(int64 job_id, const char *status, Datum result,
 							 bool result_null, const char *error);
 extern double pq_retry_delay_seconds(int attempts);
+extern PQAttempt pq_get_attempt(FunctionCallInfo fcinfo, int argno);
+extern bool pq_job_runs_in(const char *status, int32 attempts,
+						   const PQAttempt *attempt);
+extern void pq_refuse_not_running(int64 job_id, const char *status,
+								  int32 attempts, const char *error,
+								  const PQAttempt *attempt, bool heartbeat,
+								  bool batch) pg_attribute_noreturn();
 extern void pq_check_finish_status(const char *status, bool has_result);
 extern void pq_fail_for_good(int64 job_id, const char *error);
 extern int	pq_recover_job(int64 job_id, const char *error, const char *worker);

@@ -32,4 +32,19 @@
 #define PQ_READY_COND \
 	"status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed"
 
+/*
+ * The SQLSTATEs of procq's own errors (class PQ, see README "Errors"):
+ * a worker's lease on a job is lost (the job was put back, fetched again
+ * or finished by someone else since the caller fetched it), or the job
+ * was aborted by procq.cancel_job(abort => true).
+ */
+#define ERRCODE_PQ_LEASE_LOST		MAKE_SQLSTATE('P','Q','0','0','1')
+#define ERRCODE_PQ_JOB_ABORTED		MAKE_SQLSTATE('P','Q','0','0','2')
+
+/*
+ * The error of a job that procq.cancel_job(abort => true) stopped: a
+ * cancelled job with it was aborted while it ran.
+ */
+#define PQ_ABORTED_ERROR "aborted by procq.cancel_job"
+
 #endif							/* PROCQ_H */

@@ -32,6 +32,7 @@
 #include "crash.h"
 #include "guc.h"
 #include "lifecycle.h"
+#include "procq.h"
 #include "run_shell.h"
 #include "shell.h"
 #include "shmem.h"
@@ -200,7 +201,7 @@ shell_outcome(PQWorkerJob *job, PQShellResult *res)
 	if (pq_slot_settle_abort(job->id))
 	{
 		out.status = "cancelled";
-		out.error = "aborted by procq.cancel_job";
+		out.error = PQ_ABORTED_ERROR;
 	}
 	else if (res->start_error[0] != '\0')
 	{
@@ -392,7 +393,7 @@ put_back_interrupted(PQWorkerJob *job)
 {
 	HOLD_INTERRUPTS();
 	pq_begin_work("putting back an interrupted shell job");
-	if (pq_put_back_uncounted(job->id, job->lock, job->queueing_lock))
+	if (pq_put_back_uncounted(job->id, job->attempts, job->lock, job->queueing_lock))
 		ereport(LOG,
 				(errmsg("procq worker %d was stopped while running shell job %lld: the job is back to todo",
 						pq_my_slot + 1, (long long) job->id)));

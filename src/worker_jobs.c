@@ -15,7 +15,13 @@
  * The outcomes of a batch are written by one UPDATE in the batch's own
  * transaction, which already holds the rows' locks since the claim: no
  * second lock on a job row, hence no MultiXact.  The status trigger does
- * the rest (releases, cascades, lock queues), as for finish_job.
+ * the rest (releases, cascades, lock queues), as for finish_job.  That
+ * UPDATE, like putting back an interrupted job, is fenced as finish_job
+ * with an attempt is: it only changes a job still doing under this
+ * worker's name in the attempt the worker claimed.  A shell job's outcome
+ * is written in a transaction of its own, after its program ran, and the
+ * job may have been put back and fetched again meanwhile (under any worker
+ * name: fetch_job takes the name it is given).
  *
  *-------------------------------------------------------------------------
  */
@@ -134,16 +140,18 @@ static PQStatement stmt_outcomes = PQ_STATEMENT(
 	" scheduled_at = CASE WHEN o.status = 'todo'"
 	"   THEN clock_timestamp() + make_interval(secs => o.delay) ELSE j.scheduled_at END,"
 	" delayed = (o.status = 'todo' AND o.delay > 0)"
-	" FROM unnest($1, $2, $3, $4, $5) AS o(id, status, result, error, delay)"
-	" WHERE j.id = o.id AND j.status = 'doing' AND j.worker = $6",
-	6, INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, TEXTOID);
+	" FROM unnest($1, $2, $3, $4, $5, $7) AS o(id, status, result, error, delay, attempt)"
+	" WHERE j.id = o.id AND j.status = 'doing' AND j.worker = $6"
+	" AND j.attempts = o.attempt",
+	7, INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, TEXTOID,
+	INT4ARRAYOID);
 
 /* A job interrupted by a clean stop goes back as if it had not been taken. */
 static PQStatement stmt_put_back = PQ_STATEMENT(
 	"UPDATE procq.jobs SET status = 'todo', attempts = attempts - 1,"
 	" lease_expires_at = NULL, started_at = NULL, worker = NULL"
-	" WHERE id = $1 AND status = 'doing' AND worker = $2",
-	2, INT8OID, TEXTOID);
+	" WHERE id = $1 AND status = 'doing' AND worker = $2 AND attempts = $3",
+	3, INT8OID, TEXTOID, INT4OID);
 
 /*
  * pq_error_text renders an error for procq.jobs.error: message, SQLSTATE,
@@ -264,8 +272,9 @@ compare_text_ptrs(const void *a, const void *b)
  * backoff, unless another todo job holds its queueing_lock.  The advisory
  * locks of the jobs' lock queues come first, as for finish_job.  Returns
  * how many jobs it changed: a job a handler finished or changed itself is
- * no longer doing and keeps what the handler did.  The caller has
- * connected SPI.
+ * no longer doing and keeps what the handler did, and a job no longer
+ * doing in the attempt this worker claimed (see the file header) is left
+ * to whoever holds it now.  The caller has connected SPI.
  */
 int
 pq_record_outcomes(PQWorkerJob *jobs, int n)
@@ -277,12 +286,13 @@ pq_record_outcomes(PQWorkerJob *jobs, int n)
 	Datum	   *errors = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *error_nulls = palloc(sizeof(bool) * Max(n, 1));
 	Datum	   *delays = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *attempts = palloc(sizeof(Datum) * Max(n, 1));
 	char	  **locks = palloc(sizeof(char *) * Max(n, 1));
 	int			nlocks = 0;
 	int			m = 0;
 	int			dims[1];
 	int			lbs[1] = {1};
-	Datum		v[6];
+	Datum		v[7];
 
 	for (int i = 0; i < n; i++)
 		if (jobs[i].status != NULL && jobs[i].lock != NULL)
@@ -327,6 +337,7 @@ pq_record_outcomes(PQWorkerJob *jobs, int n)
 		error_nulls[m] = (error == NULL);
 		errors[m] = error ? CStringGetTextDatum(error) : (Datum) 0;
 		delays[m] = Float8GetDatum(delay);
+		attempts[m] = Int32GetDatum(job->attempts);
 		m++;
 	}
 	if (m == 0)
@@ -341,20 +352,22 @@ pq_record_outcomes(PQWorkerJob *jobs, int n)
 											  TEXTOID, -1, false, TYPALIGN_INT));
 	v[4] = PointerGetDatum(construct_array(delays, m, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	v[5] = CStringGetTextDatum(pq_my_name);
+	v[6] = PointerGetDatum(construct_array(attempts, m, INT4OID, 4, true, TYPALIGN_INT));
 	return pq_exec(&stmt_outcomes, v, NULL, 0);
 }
 
 /*
- * pq_put_back_uncounted puts a doing job of this worker back to todo as if
- * it had not been taken (its attempt not counted): for a job interrupted
- * by a clean stop of its worker.  Returns false, changing nothing, when
+ * pq_put_back_uncounted puts a doing job of this worker, in the attempt it
+ * claimed, back to todo as if it had not been taken (its attempt not
+ * counted): for a job interrupted by a clean stop of its worker.  Returns false, changing nothing, when
  * another todo job holds its queueing_lock (the job is then recovered as
  * a dead worker's).  The caller has connected SPI.
  */
 bool
-pq_put_back_uncounted(int64 job_id, const char *lock, const char *queueing_lock)
+pq_put_back_uncounted(int64 job_id, int32 attempts, const char *lock,
+					  const char *queueing_lock)
 {
-	Datum		v[2];
+	Datum		v[3];
 
 	if (lock != NULL)
 		pq_lock_key(lock);
@@ -366,5 +379,6 @@ pq_put_back_uncounted(int64 job_id, const char *lock, const char *queueing_lock)
 	}
 	v[0] = Int64GetDatum(job_id);
 	v[1] = CStringGetTextDatum(pq_my_name);
+	v[2] = Int32GetDatum(attempts);
 	return pq_exec(&stmt_put_back, v, NULL, 0) == 1;
 }

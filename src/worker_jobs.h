@@ -44,7 +44,7 @@ extern char *pq_error_text(ErrorData *edata);
 extern int	pq_claim_jobs(const char *kind, int n, int lease_seconds,
 						  PQWorkerJob **jobs, MemoryContext cxt);
 extern int	pq_record_outcomes(PQWorkerJob *jobs, int n);
-extern bool pq_put_back_uncounted(int64 job_id, const char *lock,
-								  const char *queueing_lock);
+extern bool pq_put_back_uncounted(int64 job_id, int32 attempts,
+								  const char *lock, const char *queueing_lock);
 
 #endif							/* PROCQ_WORKER_JOBS_H */

@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(106);
+SELECT plan(116);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -45,20 +45,24 @@ SELECT has_function('procq', 'fetch_jobs', ARRAY['integer', 'text[]', 'text', 't
     'procq.fetch_jobs(integer, text[], text, text[]) exists');
 SELECT function_returns('procq', 'fetch_jobs', ARRAY['integer', 'text[]', 'text', 'text[]'],
     'setof procq.jobs', 'procq.fetch_jobs returns SETOF procq.jobs');
-SELECT has_function('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_status', 'jsonb[]', 'text[]'],
-    'procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]) exists');
-SELECT function_returns('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_status', 'jsonb[]', 'text[]'],
+SELECT has_function('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_status', 'jsonb[]', 'text[]', 'integer[]'],
+    'procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[]) exists');
+SELECT function_returns('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_status', 'jsonb[]', 'text[]', 'integer[]'],
     'setof record', 'procq.finish_jobs returns a set of rows');
+SELECT hasnt_function('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_status', 'jsonb[]', 'text[]'],
+    'finish_jobs without attempts is gone (calls without it would be ambiguous)');
 SELECT has_function('procq', 'defer_jobs',
     ARRAY['text', 'jsonb[]', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text'],
     'procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text) exists');
 SELECT function_returns('procq', 'defer_jobs',
     ARRAY['text', 'jsonb[]', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text'],
     'setof bigint', 'procq.defer_jobs returns SETOF bigint (the job ids)');
-SELECT has_function('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text'],
-    'procq.finish_job(bigint, procq.job_status, jsonb, text) exists');
-SELECT function_returns('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text'],
+SELECT has_function('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text', 'integer'],
+    'procq.finish_job(bigint, procq.job_status, jsonb, text, integer) exists');
+SELECT function_returns('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text', 'integer'],
     'procq.job_status', 'procq.finish_job returns procq.job_status');
+SELECT hasnt_function('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text'],
+    'the 1.0 declaration procq.finish_job(bigint, procq.job_status, jsonb, text) is gone');
 SELECT has_function('procq', 'retry_job', ARRAY['bigint', 'timestamp with time zone'],
     'procq.retry_job(bigint, timestamptz) exists');
 SELECT function_returns('procq', 'retry_job', ARRAY['bigint', 'timestamp with time zone'], 'void',
@@ -66,9 +70,11 @@ SELECT function_returns('procq', 'retry_job', ARRAY['bigint', 'timestamp with ti
 SELECT has_function('procq', 'cancel_job', ARRAY['bigint', 'boolean'], 'procq.cancel_job(bigint, boolean) exists');
 SELECT function_returns('procq', 'cancel_job', ARRAY['bigint', 'boolean'], 'boolean',
     'procq.cancel_job returns boolean');
-SELECT has_function('procq', 'heartbeat', ARRAY['bigint'], 'procq.heartbeat(bigint) exists');
-SELECT function_returns('procq', 'heartbeat', ARRAY['bigint'], 'timestamp with time zone',
+SELECT has_function('procq', 'heartbeat', ARRAY['bigint', 'integer'], 'procq.heartbeat(bigint, integer) exists');
+SELECT function_returns('procq', 'heartbeat', ARRAY['bigint', 'integer'], 'timestamp with time zone',
     'procq.heartbeat returns timestamptz');
+SELECT hasnt_function('procq', 'heartbeat', ARRAY['bigint'],
+    'the 1.0 declaration procq.heartbeat(bigint) is gone');
 SELECT has_function('procq', 'recover_stalled', ARRAY[]::name[], 'procq.recover_stalled() exists');
 SELECT function_returns('procq', 'recover_stalled', ARRAY[]::name[], 'integer',
     'procq.recover_stalled returns integer');
@@ -95,9 +101,9 @@ SELECT results_eq(
         ('defer_workflow', ARRAY['steps', 'key', 'job_id']),
         ('fetch_job', ARRAY['queues', 'worker', 'tasks']),
         ('fetch_jobs', ARRAY['n', 'queues', 'worker', 'tasks']),
-        ('finish_job', ARRAY['job_id', 'status', 'result', 'error']),
-        ('finish_jobs', ARRAY['job_ids', 'status', 'results', 'errors', 'job_id', 'status']),
-        ('heartbeat', ARRAY['job_id']),
+        ('finish_job', ARRAY['job_id', 'status', 'result', 'error', 'attempt']),
+        ('finish_jobs', ARRAY['job_ids', 'status', 'results', 'errors', 'attempts', 'job_id', 'status']),
+        ('heartbeat', ARRAY['job_id', 'attempt']),
         ('parent_results', ARRAY['job_id']),
         ('purge', ARRAY['older_than']),
         ('recover_stalled', NULL),
@@ -126,11 +132,11 @@ SELECT is(pg_get_function_arguments('procq.fetch_jobs(integer, text[], text, tex
     'n integer, queues text[] DEFAULT NULL::text[], worker text DEFAULT NULL::text, '
     'tasks text[] DEFAULT NULL::text[]',
     'procq.fetch_jobs: argument names and defaults');
-SELECT is(pg_get_function_arguments('procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[])'::regprocedure),
+SELECT is(pg_get_function_arguments('procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[])'::regprocedure),
     'job_ids bigint[], status procq.job_status, results jsonb[] DEFAULT NULL::jsonb[], '
-    'errors text[] DEFAULT NULL::text[]',
+    'errors text[] DEFAULT NULL::text[], attempts integer[] DEFAULT NULL::integer[]',
     'procq.finish_jobs: argument names and defaults');
-SELECT is(pg_get_function_result('procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[])'::regprocedure),
+SELECT is(pg_get_function_result('procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[])'::regprocedure),
     'TABLE(job_id bigint, status procq.job_status)',
     'procq.finish_jobs returns TABLE(job_id bigint, status procq.job_status)');
 SELECT is(pg_get_function_arguments('procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text)'::regprocedure),
@@ -145,8 +151,9 @@ SELECT lives_ok($$SELECT * FROM procq.fetch_job(ARRAY['none'], 'w') WHERE false$
     'fetch_job(queues, worker) by position still works');
 SELECT lives_ok($$SELECT * FROM procq.fetch_job(worker => 'w', tasks => ARRAY['none']) WHERE false$$,
     'fetch_job(worker =>, tasks =>) by name');
-SELECT is(pg_get_function_arguments('procq.finish_job(bigint, procq.job_status, jsonb, text)'::regprocedure),
-    'job_id bigint, status procq.job_status, result jsonb DEFAULT NULL::jsonb, error text DEFAULT NULL::text',
+SELECT is(pg_get_function_arguments('procq.finish_job(bigint, procq.job_status, jsonb, text, integer)'::regprocedure),
+    'job_id bigint, status procq.job_status, result jsonb DEFAULT NULL::jsonb, error text DEFAULT NULL::text, '
+    'attempt integer DEFAULT NULL::integer',
     'procq.finish_job: argument names and defaults');
 SELECT is(pg_get_function_arguments('procq.retry_job(bigint, timestamptz)'::regprocedure),
     'job_id bigint, scheduled_at timestamp with time zone DEFAULT NULL::timestamp with time zone',
@@ -162,8 +169,8 @@ SELECT throws_ok($$SELECT procq.register_handler('t', 'sql', 'SELECT 1; SELECT 2
     '22023', NULL, 'a sql handler must be one statement');
 SELECT throws_ok($$SELECT procq.register_handler('t', 'perl', 'x')$$,
     '22023', NULL, 'a handler kind other than sql or shell is an error');
-SELECT is(pg_get_function_arguments('procq.heartbeat(bigint)'::regprocedure),
-    'job_id bigint', 'procq.heartbeat: argument name, no default');
+SELECT is(pg_get_function_arguments('procq.heartbeat(bigint, integer)'::regprocedure),
+    'job_id bigint, attempt integer DEFAULT NULL::integer', 'procq.heartbeat: argument names and default');
 SELECT is(pg_get_function_arguments('procq.parent_results(bigint)'::regprocedure),
     'job_id bigint', 'procq.parent_results: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.purge(interval)'::regprocedure),
@@ -183,7 +190,7 @@ SELECT ok(
     'pg_proc: defer_jobs returns SETOF bigint (proretset, prorettype)');
 SELECT ok(
     (SELECT NOT proretset AND prorettype = 'procq.job_status'::regtype FROM pg_proc
-     WHERE oid = 'procq.finish_job(bigint, procq.job_status, jsonb, text)'::regprocedure),
+     WHERE oid = 'procq.finish_job(bigint, procq.job_status, jsonb, text, integer)'::regprocedure),
     'pg_proc: finish_job returns one procq.job_status');
 
 ------------------------------------------------------------------------------
@@ -294,11 +301,11 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.jo
 GRANT EXECUTE ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
     procq.fetch_job(text[], text, text[]),
-    procq.finish_job(bigint, procq.job_status, jsonb, text),
+    procq.finish_job(bigint, procq.job_status, jsonb, text, integer),
     procq.parent_results(bigint),
     procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text),
     procq.fetch_jobs(integer, text[], text, text[]),
-    procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[])
+    procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[])
 TO procq_tap_app;
 SELECT is(pg_temp.outcome_as('procq_tap_app',
         $stmt$DO $do$
@@ -442,6 +449,27 @@ SELECT throws_ok(format('SELECT * FROM procq.finish_jobs(ARRAY[%s], %L, ARRAY[%L
     'finish_jobs with more results than jobs -> 22023');
 SELECT throws_ok($$SELECT * FROM procq.defer_jobs('t', ARRAY['{}', NULL]::jsonb[])$$,
     '22004', 'args must not contain NULL', 'defer_jobs: a NULL element of args -> 22004');
+
+-- fencing: a lost lease (PQ001) and an aborted job (PQ002)
+SELECT throws_ok(format('SELECT procq.finish_job(%s, %L, attempt => 2)', :doing_id, 'succeeded'),
+    'PQ001', format('job %s is no longer running in attempt 2', :doing_id),
+    'finish_job in an attempt the job no longer runs in -> PQ001');
+SELECT throws_ok(format('SELECT procq.heartbeat(%s, attempt => 2)', :doing_id),
+    'PQ001', format('job %s is no longer running in attempt 2', :doing_id),
+    'heartbeat in an attempt the job no longer runs in -> PQ001');
+SELECT throws_ok(format('SELECT * FROM procq.finish_jobs(ARRAY[%s], %L, attempts => ARRAY[2])', :doing_id, 'succeeded'),
+    'PQ001', format('job %s is no longer running in attempt 2', :doing_id),
+    'finish_jobs in an attempt the job no longer runs in -> PQ001');
+SELECT procq.defer('tap aborted', queue => 'tap_aborted') AS aborted_id \gset
+SELECT is((SELECT id FROM procq.fetch_job(ARRAY['tap_aborted'])), :aborted_id::bigint,
+    'setup: the job to abort was fetched');
+SELECT is(procq.cancel_job(:aborted_id, abort => true), true, 'setup: the job was aborted');
+SELECT throws_ok(format('SELECT procq.finish_job(%s, %L, attempt => 1)', :aborted_id, 'succeeded'),
+    'PQ002', format('job %s was aborted', :aborted_id),
+    'finish_job of an aborted job -> PQ002');
+SELECT throws_ok(format('SELECT procq.heartbeat(%s)', :aborted_id),
+    'PQ002', format('job %s was aborted', :aborted_id),
+    'heartbeat of an aborted job -> PQ002');
 
 -- finish_job returns the status the job ended in.
 SELECT is(procq.finish_job(:doing_id, 'succeeded', '{"ok": true}'), 'succeeded'::procq.job_status,
