@@ -4,7 +4,7 @@
  *	  procq.finish_jobs: ending many doing jobs at once, with finish_job's
  *	  meaning for each, in set-based statements.
  *
- * A batch is all or nothing.  Its lock queues' advisory locks are taken
+ * A batch is all or nothing.  Its lock queues' procq locks are taken
  * first (in lock order, as pq_lock_key requires), then its rows, in id
  * order, so that two batches sharing jobs or lock queues cannot deadlock;
  * then every job is checked (it exists and is doing) before anything

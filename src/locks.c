@@ -10,7 +10,14 @@
  *
  * Changes to a lock queue, and the transactions that may put a job with a
  * given queueing_lock into todo, are serialized by transaction-level
- * advisory locks on (class, hash of the value).
+ * heavyweight locks of procq's own on (class, hash of the value): locks
+ * with tag type LOCKTAG_USERLOCK, which no SQL function takes, shows or
+ * waits for (the advisory lock functions make LOCKTAG_ADVISORY tags only),
+ * so that no role can stall a lock queue by holding procq's key, and no
+ * session wait on procq's locks.  They are user-method locks, like
+ * advisory ones: deadlocks with other locks are detected, lock_timeout
+ * applies to waiting for them, and pg_locks shows them as locktype
+ * 'userlock' (database, classid = class, objid = hash).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,11 +34,11 @@
 #include "spi_exec.h"
 
 /*
- * First keys of procq's advisory locks: PQ_ADVISORY_CLASS for a lock queue
+ * First keys of procq's locks: PQ_LOCK_CLASS for a lock queue
  * (pq_lock_key), the next one for a queueing lock (pq_lock_queueing_key);
  * the second key is a hash of the value.  "proq" in ASCII.
  */
-#define PQ_ADVISORY_CLASS 1886547825
+#define PQ_LOCK_CLASS 1886547825
 
 static PQStatement stmt_queue_busy = PQ_STATEMENT(
 	"SELECT EXISTS (SELECT 1 FROM procq.jobs"
@@ -64,17 +71,23 @@ static PQStatement stmt_set_blocked = PQ_STATEMENT(
 	2, INT8OID, BOOLOID);
 
 /*
- * advisory_lock takes a transaction-level advisory lock on (class, hash of
- * value); with nowait it returns false rather than wait for it.
+ * private_lock takes a transaction-level lock of procq's own on (class,
+ * hash of value) in this database (see the file header); with nowait it
+ * returns false rather than wait for it.
  */
 static bool
-advisory_lock(uint32 class, const char *value, bool nowait)
+private_lock(uint32 class, const char *value, bool nowait)
 {
 	LOCKTAG		tag;
 	uint32		hash;
 
 	hash = DatumGetUInt32(hash_any((const unsigned char *) value, strlen(value)));
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, class, hash, 2);
+	tag.locktag_field1 = MyDatabaseId;
+	tag.locktag_field2 = class;
+	tag.locktag_field3 = hash;
+	tag.locktag_field4 = 0;
+	tag.locktag_type = LOCKTAG_USERLOCK;
+	tag.locktag_lockmethodid = USER_LOCKMETHOD;
 	return LockAcquire(&tag, ExclusiveLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
@@ -90,7 +103,7 @@ advisory_lock(uint32 class, const char *value, bool nowait)
 void
 pq_lock_key(const char *lock)
 {
-	(void) advisory_lock(PQ_ADVISORY_CLASS, lock, false);
+	(void) private_lock(PQ_LOCK_CLASS, lock, false);
 }
 
 /*
@@ -100,7 +113,7 @@ pq_lock_key(const char *lock)
 bool
 pq_try_lock_key(const char *lock, bool nowait)
 {
-	return advisory_lock(PQ_ADVISORY_CLASS, lock, nowait);
+	return private_lock(PQ_LOCK_CLASS, lock, nowait);
 }
 
 /*
@@ -113,7 +126,7 @@ pq_try_lock_key(const char *lock, bool nowait)
 bool
 pq_lock_queueing_key(const char *queueing_lock, bool nowait)
 {
-	return advisory_lock(PQ_ADVISORY_CLASS + 1, queueing_lock, nowait);
+	return private_lock(PQ_LOCK_CLASS + 1, queueing_lock, nowait);
 }
 
 /*
@@ -133,7 +146,7 @@ pq_lock_queue_busy(text *lock)
 /*
  * pq_queueing_lock_holder returns the id of the todo job that holds
  * queueing_lock, or 0 when none does.  The caller holds the queueing
- * lock's advisory lock, so that the answer stays true.
+ * lock's procq lock, so that the answer stays true.
  */
 int64
 pq_queueing_lock_holder(const char *queueing_lock)
@@ -147,7 +160,7 @@ pq_queueing_lock_holder(const char *queueing_lock)
 }
 
 /*
- * pq_lock_queues_of takes the advisory locks of the lock queues of the
+ * pq_lock_queues_of takes the procq locks of the lock queues of the
  * given jobs (a bigint[] Datum), in a fixed order, before the caller
  * changes their rows (see pq_lock_key), and returns the lock values as a
  * List of C strings.
@@ -174,7 +187,7 @@ pq_lock_queues_of(Datum ids)
  * else only the todo job with the lowest id may.
  *
  * Changes to a lock queue are serialized by pq_lock_key, except fetching
- * its head, which takes no advisory lock.  Only the head is fetchable, so
+ * its head, which takes no procq lock.  Only the head is fetchable, so
  * the one race is a fetch of the current todo head while we decide that
  * another job should head the queue.  We therefore block the old head
  * first: that UPDATE waits for a fetch in progress, and finds nothing to

@@ -2,7 +2,7 @@
  *
  * locks.h
  *	  Lock queues (jobs sharing a lock value), queueing locks, and the
- *	  advisory locks that serialize changes to them.
+ *	  procq's own locks (not advisory locks) that serialize changes to them.
  *
  *-------------------------------------------------------------------------
  */

@@ -257,7 +257,7 @@ retry_delay_seconds(int attempts)
 
 /*
  * compare_text_ptrs orders lock values, so that a batch takes its lock
- * queues' advisory locks in one order.
+ * queues' procq locks in one order.
  */
 static int
 compare_text_ptrs(const void *a, const void *b)
@@ -269,7 +269,7 @@ compare_text_ptrs(const void *a, const void *b)
  * pq_record_outcomes writes the outcome of every job of jobs[0..n) that
  * has one, in one UPDATE, with finish_job's semantics: a failed job with
  * attempts left (and not failed for good) goes back to todo after its
- * backoff, unless another todo job holds its queueing_lock.  The advisory
+ * backoff, unless another todo job holds its queueing_lock.  The procq
  * locks of the jobs' lock queues come first, as for finish_job.  Returns
  * how many jobs it changed: a job a handler finished or changed itself is
  * no longer doing and keeps what the handler did, and a job no longer
