@@ -43,6 +43,13 @@
 #define PQ_SHELL_KILL_GRACE_MS 5000
 
 /*
+ * The longest environment string ("NAME=value" and its NUL) a program may
+ * be given: Linux refuses a longer one at exec with E2BIG (MAX_ARG_STRLEN,
+ * 32 pages of 4 kB; more with larger pages, never less).
+ */
+#define PQ_SHELL_MAX_ENV_STRING (32 * 4096)
+
+/*
  * The lease of a shell job: longer than any timeout, since the workers
  * recover the jobs of a dead worker themselves (orphans.c).
  */
@@ -232,8 +239,10 @@ shell_outcome(PQWorkerJob *job, PQShellResult *res)
 
 /*
  * run_program runs a shell job's program with its environment (job id,
- * task, args) and its args on stdin, with the handler's timeout and
- * procq.shell_output_limit, and fills *res.
+ * task, and args when they fit in one environment string: see
+ * PQ_SHELL_MAX_ENV_STRING; else PROCQ_ARGS is not set) and its args on
+ * stdin, always, with the handler's timeout and procq.shell_output_limit,
+ * and fills *res.
  */
 static void
 run_program(PQWorkerJob *job, PQShellResult *res)
@@ -242,12 +251,17 @@ run_program(PQWorkerJob *job, PQShellResult *res)
 	char		errbuf[256];
 	char	   *env[4];
 	char	   *args_text;
+	size_t		args_len;
 
 	args_text = JsonbToCString(NULL, &DatumGetJsonbP(job->args)->root,
 							   VARSIZE(DatumGetPointer(job->args)));
+	args_len = strlen(args_text);
 	env[0] = psprintf("PROCQ_JOB_ID=%lld", (long long) job->id);
 	env[1] = psprintf("PROCQ_TASK=%s", job->task);
-	env[2] = psprintf("PROCQ_ARGS=%s", args_text);
+	if (strlen("PROCQ_ARGS=") + args_len + 1 <= PQ_SHELL_MAX_ENV_STRING)
+		env[2] = psprintf("PROCQ_ARGS=%s", args_text);
+	else
+		env[2] = NULL;
 	env[3] = NULL;
 
 	argv = pq_shell_split(job->command, errbuf, sizeof(errbuf));
@@ -258,7 +272,7 @@ run_program(PQWorkerJob *job, PQShellResult *res)
 		snprintf(res->start_error, sizeof(res->start_error), "invalid command: %s", errbuf);
 		return;
 	}
-	pq_shell_run(argv, env, args_text, strlen(args_text),
+	pq_shell_run(argv, env, args_text, args_len,
 				 (int) Min(job->timeout_ms, INT_MAX), PQ_SHELL_KILL_GRACE_MS,
 				 (size_t) pq_shell_output_limit * 1024,
 				 shell_should_stop, &job->id, res);
