@@ -55,6 +55,13 @@
  */
 #define PQ_SHELL_LEASE_SECONDS (10 * 365 * 86400)
 
+/* What shell_should_stop looks at, and what it decided. */
+typedef struct ShellStopState
+{
+	int64		job_id;
+	bool		killed_at_once; /* it answered PQ_SHELL_STOP_NOW */
+} ShellStopState;
+
 /* How a shell job ended, for procq.finish_job. */
 typedef struct ShellOutcome
 {
@@ -63,16 +70,27 @@ typedef struct ShellOutcome
 } ShellOutcome;
 
 /*
- * shell_should_stop tells pq_shell_run to kill the job's process group:
- * the server is shutting the worker down, the postmaster died, or
- * cancel_job asked to abort the job.
+ * shell_should_stop tells pq_shell_run to stop the job's process group.
+ * When the worker is told to exit (the server shuts down or restarts,
+ * procq.workers was lowered, someone terminated it) or the postmaster
+ * died, the group gets SIGKILL at once: the server must not wait for a
+ * program that ignores SIGTERM, and the job is put back and runs again
+ * anyway.  When cancel_job asks to abort the job, SIGTERM first, then
+ * SIGKILL after PQ_SHELL_KILL_GRACE_MS, as on a timeout.
  */
-static bool
+static PQShellStop
 shell_should_stop(void *arg)
 {
-	int64		job_id = *(int64 *) arg;
+	ShellStopState *state = (ShellStopState *) arg;
 
-	return ProcDiePending || !PostmasterIsAlive() || pq_slot_abort_requested(job_id);
+	if (ProcDiePending || !PostmasterIsAlive())
+	{
+		state->killed_at_once = true;
+		return PQ_SHELL_STOP_NOW;
+	}
+	if (pq_slot_abort_requested(state->job_id))
+		return PQ_SHELL_STOP;
+	return PQ_SHELL_GO_ON;
 }
 
 /*
@@ -242,17 +260,20 @@ shell_outcome(PQWorkerJob *job, PQShellResult *res)
  * task, and args when they fit in one environment string: see
  * PQ_SHELL_MAX_ENV_STRING; else PROCQ_ARGS is not set) and its args on
  * stdin, always, with the handler's timeout and procq.shell_output_limit,
- * and fills *res.
+ * and fills *res; *killed_at_once says whether its group got SIGKILL at
+ * once because the worker is stopping (shell_should_stop).
  */
 static void
-run_program(PQWorkerJob *job, PQShellResult *res)
+run_program(PQWorkerJob *job, PQShellResult *res, bool *killed_at_once)
 {
+	ShellStopState stop = {job->id, false};
 	char	  **argv;
 	char		errbuf[256];
 	char	   *env[4];
 	char	   *args_text;
 	size_t		args_len;
 
+	*killed_at_once = false;
 	args_text = JsonbToCString(NULL, &DatumGetJsonbP(job->args)->root,
 							   VARSIZE(DatumGetPointer(job->args)));
 	args_len = strlen(args_text);
@@ -275,8 +296,9 @@ run_program(PQWorkerJob *job, PQShellResult *res)
 	pq_shell_run(argv, env, args_text, args_len,
 				 (int) Min(job->timeout_ms, INT_MAX), PQ_SHELL_KILL_GRACE_MS,
 				 (size_t) pq_shell_output_limit * 1024,
-				 shell_should_stop, &job->id, res);
+				 shell_should_stop, &stop, res);
 	free(argv);
+	*killed_at_once = stop.killed_at_once;
 }
 
 /* The shell job fetched and not yet finished (id 0: none), in TopMemoryContext. */
@@ -399,13 +421,18 @@ pq_shell_finish_in_flight(void)
 
 /*
  * put_back_interrupted puts the shell job in flight back as if it had not
- * been taken, after a clean stop of the worker killed its program; the
- * stop itself (the pending die) is processed afterwards.
+ * been taken, after a clean stop of the worker killed its program (at
+ * once, with killed_at_once, which is logged); the stop itself (the
+ * pending die) is processed afterwards.
  */
 static void
-put_back_interrupted(PQWorkerJob *job)
+put_back_interrupted(PQWorkerJob *job, bool killed_at_once)
 {
 	HOLD_INTERRUPTS();
+	if (killed_at_once)
+		ereport(LOG,
+				(errmsg("procq worker %d killed the process group of shell job %lld at once (SIGKILL): the worker is stopping",
+						pq_my_slot + 1, (long long) job->id)));
 	pq_begin_work("putting back an interrupted shell job");
 	if (pq_put_back_uncounted(job->id, job->attempts, job->lock, job->queueing_lock))
 		ereport(LOG,
@@ -429,6 +456,7 @@ pq_run_shell_job(MemoryContext jobcxt)
 	PQShellResult res;
 	ShellOutcome outcome;
 	bool		finished_first;
+	bool		killed_at_once;
 	uint32		save_holdoff;
 
 	pq_shell_finish_in_flight();
@@ -450,7 +478,7 @@ pq_run_shell_job(MemoryContext jobcxt)
 
 	/* Everything until the next transaction lives in jobcxt. */
 	MemoryContextSwitchTo(jobcxt);
-	run_program(job, &res);
+	run_program(job, &res, &killed_at_once);
 
 	/*
 	 * Stopped cleanly while its program ran: the worker killed the program,
@@ -459,7 +487,7 @@ pq_run_shell_job(MemoryContext jobcxt)
 	 */
 	finished_first = ProcDiePending && pq_clean_stop && !res.aborted;
 	if (ProcDiePending && pq_clean_stop && res.aborted)
-		put_back_interrupted(job);
+		put_back_interrupted(job, killed_at_once);
 	save_holdoff = InterruptHoldoffCount;
 	if (finished_first)
 		HOLD_INTERRUPTS();

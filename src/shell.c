@@ -393,24 +393,29 @@ linger_step(RunState *st, int64_t now, int *wait_ms)
 
 /*
  * kill_step runs while the child is alive: once the timeout passed or
- * should_stop says so, the group gets SIGTERM, and SIGKILL kill_grace_ms
- * later (at once if kill_grace_ms <= 0).  Lowers *wait_ms to when this
- * step is due again.
+ * should_stop says PQ_SHELL_STOP, the group gets SIGTERM, and SIGKILL
+ * kill_grace_ms later (at once if kill_grace_ms <= 0); once should_stop
+ * says PQ_SHELL_STOP_NOW, before or during that grace, SIGKILL at once.
+ * Lowers *wait_ms to when this step is due again.
  */
 static void
 kill_step(RunState *st, PQShellResult *result, int64_t now, int *wait_ms)
 {
+	PQShellStop stop = PQ_SHELL_GO_ON;
+
+	if (st->kill_stage != KILL_KILL_SENT && st->should_stop != NULL &&
+		now >= st->next_stop_check)
+	{
+		stop = st->should_stop(st->arg);
+		now = now_ms();
+		st->next_stop_check = now + POLL_MAX_MS;
+	}
 	if (st->kill_stage == KILL_NONE)
 	{
 		if (st->timeout_ms > 0 && now - st->start >= st->timeout_ms)
 			result->timed_out = true;
-		else if (st->should_stop != NULL && now >= st->next_stop_check)
-		{
-			if (st->should_stop(st->arg))
-				result->aborted = true;
-			now = now_ms();
-			st->next_stop_check = now + POLL_MAX_MS;
-		}
+		else if (stop != PQ_SHELL_GO_ON)
+			result->aborted = true;
 		if (result->timed_out || result->aborted)
 		{
 			signal_group(st->child.pid, st->kill_grace_ms > 0 ? SIGTERM : SIGKILL);
@@ -418,7 +423,8 @@ kill_step(RunState *st, PQShellResult *result, int64_t now, int *wait_ms)
 			st->term_at = now;
 		}
 	}
-	if (st->kill_stage == KILL_TERM_SENT && now - st->term_at >= st->kill_grace_ms)
+	if (st->kill_stage == KILL_TERM_SENT &&
+		(stop == PQ_SHELL_STOP_NOW || now - st->term_at >= st->kill_grace_ms))
 	{
 		signal_group(st->child.pid, SIGKILL);
 		st->kill_stage = KILL_KILL_SENT;
@@ -429,12 +435,13 @@ kill_step(RunState *st, PQShellResult *result, int64_t now, int *wait_ms)
 	{
 		if (st->timeout_ms > 0 && st->start + st->timeout_ms - now < *wait_ms)
 			*wait_ms = (int) (st->start + st->timeout_ms - now);
-		if (st->should_stop != NULL && st->next_stop_check - now < *wait_ms)
-			*wait_ms = (int) (st->next_stop_check - now);
 	}
 	else if (st->kill_stage == KILL_TERM_SENT &&
 			 st->term_at + st->kill_grace_ms - now < *wait_ms)
 		*wait_ms = (int) (st->term_at + st->kill_grace_ms - now);
+	if (st->kill_stage != KILL_KILL_SENT && st->should_stop != NULL &&
+		st->next_stop_check - now < *wait_ms)
+		*wait_ms = (int) (st->next_stop_check - now);
 }
 
 /*

@@ -56,8 +56,16 @@ typedef struct PQShellResult
 	char		start_error[256];	/* why it could not start, or "" */
 } PQShellResult;
 
-/* Polled while the child runs; true means: kill it, we are stopping. */
-typedef bool (*PQShellStopFunc) (void *arg);
+/* What a PQShellStopFunc answers. */
+typedef enum PQShellStop
+{
+	PQ_SHELL_GO_ON = 0,			/* let it run */
+	PQ_SHELL_STOP,				/* stop it: SIGTERM, SIGKILL after the grace */
+	PQ_SHELL_STOP_NOW			/* kill it: SIGKILL at once (shutting down) */
+} PQShellStop;
+
+/* Polled while the child runs: whether to stop it, and how. */
+typedef PQShellStop (*PQShellStopFunc) (void *arg);
 
 /*
  * Split command into words, sh-like: words are separated by blanks (space,
@@ -89,10 +97,13 @@ extern char **pq_shell_split(const char *command, char *errbuf, size_t errlen);
  *
  * The child runs in its own process group, with default signal handlers,
  * no blocked signals and no file descriptors but 0, 1 and 2.  After
- * timeout_ms (<= 0: none), or as soon as should_stop(arg) returns true
- * (polled at least every 100 ms while the child runs; may be NULL), the
- * whole group gets SIGTERM, and SIGKILL kill_grace_ms later if the child
- * is still alive (kill_grace_ms <= 0: SIGKILL at once).  After the child
+ * timeout_ms (<= 0: none), or as soon as should_stop(arg) returns
+ * PQ_SHELL_STOP (polled at least every 100 ms while the child runs; may be
+ * NULL), the whole group gets SIGTERM, and SIGKILL kill_grace_ms later if
+ * the child is still alive (kill_grace_ms <= 0: SIGKILL at once).  When
+ * should_stop returns PQ_SHELL_STOP_NOW, the group gets SIGKILL at once,
+ * also during the grace of an earlier SIGTERM (should_stop is still
+ * polled then): for a caller that is shutting down and must not wait.  After the child
  * exits, descendants still holding its stdout or stderr open get SIGKILL
  * (after 100 ms), and when pq_shell_run returns the child has been reaped
  * and every process left in its group has been sent SIGKILL.

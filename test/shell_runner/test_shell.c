@@ -49,7 +49,8 @@ typedef struct StopState
 	int64_t		start_ms;		/* when the run started */
 	int64_t		last_ms;		/* when it was last called */
 	int64_t		max_gap_ms;		/* longest time between two calls */
-	int			stop_after_ms;	/* return true from then on; < 0: never */
+	int			stop_after_ms;	/* stop from then on; < 0: never */
+	bool		stop_now;		/* ... with PQ_SHELL_STOP_NOW, not PQ_SHELL_STOP */
 	bool		kill_current;	/* call pq_shell_kill_current instead */
 	pid_t		seen_pgid;		/* pq_shell_current_pgid() during the run */
 } StopState;
@@ -193,7 +194,7 @@ process_gone(pid_t pid)
  * gaps between them, and stops (or kills the child the way a signal
  * handler would) once stop_after_ms have passed.
  */
-static bool
+static PQShellStop
 stop_callback(void *arg)
 {
 	StopState  *st = arg;
@@ -205,13 +206,13 @@ stop_callback(void *arg)
 	st->last_ms = now;
 	st->seen_pgid = pq_shell_current_pgid();
 	if (st->stop_after_ms < 0 || now - st->start_ms < st->stop_after_ms)
-		return false;
+		return PQ_SHELL_GO_ON;
 	if (st->kill_current)
 	{
 		pq_shell_kill_current();
-		return false;
+		return PQ_SHELL_GO_ON;
 	}
-	return true;
+	return st->stop_now ? PQ_SHELL_STOP_NOW : PQ_SHELL_STOP;
 }
 
 /*
@@ -598,6 +599,7 @@ test_should_stop(void)
 	char	   *short_argv[] = {"sleep", "0.6", NULL};
 	char	   *pgid_argv[] = {"/bin/sh", "-c",
 		"echo $$; cut -d' ' -f5 /proc/$$/stat; sleep 0.15", NULL};
+	char	   *trap_argv[] = {"/bin/sh", "-c", "trap '' TERM; echo trapped; sleep 30", NULL};
 	StopState	st;
 	PQShellResult r;
 	int64_t		elapsed;
@@ -634,6 +636,35 @@ test_should_stop(void)
 	elapsed = now_ms() - st.start_ms;
 	if (!ok(!r.aborted && !r.timed_out && r.term_signal == SIGKILL && elapsed < 2000,
 			"pq_shell_kill_current: kills the running child (%lld ms)",
+			(long long) elapsed))
+		diag_result(&r);
+	pq_shell_result_free(&r);
+
+	/*
+	 * PQ_SHELL_STOP_NOW: a child ignoring SIGTERM gets SIGKILL at once, not
+	 * after the 20 s grace; also when it comes during the grace of a
+	 * timeout's SIGTERM.
+	 */
+	memset(&st, 0, sizeof(st));
+	st.start_ms = now_ms();
+	st.stop_after_ms = 100;
+	st.stop_now = true;
+	pq_shell_run(trap_argv, NULL, NULL, 0, 60000, 20000, MiB, stop_callback, &st, &r);
+	elapsed = now_ms() - st.start_ms;
+	if (!ok(r.aborted && !r.timed_out && r.term_signal == SIGKILL && elapsed < 10000,
+			"should_stop PQ_SHELL_STOP_NOW: a child ignoring SIGTERM is killed at once (%lld ms, grace 20 s)",
+			(long long) elapsed))
+		diag_result(&r);
+	pq_shell_result_free(&r);
+
+	memset(&st, 0, sizeof(st));
+	st.start_ms = now_ms();
+	st.stop_after_ms = 600;
+	st.stop_now = true;
+	pq_shell_run(trap_argv, NULL, NULL, 0, 300, 20000, MiB, stop_callback, &st, &r);
+	elapsed = now_ms() - st.start_ms;
+	if (!ok(r.timed_out && r.term_signal == SIGKILL && elapsed >= 590 && elapsed < 10000,
+			"should_stop PQ_SHELL_STOP_NOW during a timeout's grace: SIGKILL at once (%lld ms, grace 20 s)",
 			(long long) elapsed))
 		diag_result(&r);
 	pq_shell_result_free(&r);
