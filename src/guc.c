@@ -41,6 +41,13 @@ bool		pq_enable_shell = false;
 /* procq.shell_output_limit: kB of a shell job's stdout kept as its result. */
 int			pq_shell_output_limit = 1024;
 
+/*
+ * procq.worker_lock_timeout: milliseconds a background worker waits for a
+ * lock in its own statements (0: forever); its lock_timeout outside
+ * handlers.
+ */
+int			pq_worker_lock_timeout = 60000;
+
 /* procq.retention: seconds after which the workers delete finished jobs (0: never). */
 int			pq_retention = 0;
 
@@ -104,6 +111,15 @@ pq_guc_init(void)
 							"Output beyond it is read and discarded. Reloadable.",
 							&pq_shell_output_limit, 1024, 1, 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("procq.worker_lock_timeout",
+							"Longest a background worker waits for a lock in its own statements.",
+							"The workers' lock_timeout outside handlers (recording outcomes, "
+							"recovering jobs): a timeout rolls the batch back, and it runs "
+							"again later. Handlers keep the server's lock_timeout. "
+							"0 waits forever. Reloadable.",
+							&pq_worker_lock_timeout, 60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("procq.retention",
 							"Age after which the background workers delete finished jobs.",

@@ -24,6 +24,7 @@ extern int	pq_poll_interval;
 extern bool pq_enable_shell;
 extern int	pq_shell_output_limit;
 extern int	pq_retention;
+extern int	pq_worker_lock_timeout;
 
 extern void pq_guc_init(void);
 

@@ -7,7 +7,12 @@
  *	  whose worker died is put back by the workers (orphans.c); one whose
  *	  worker was stopped cleanly is put back by its worker, as if it had
  *	  not been taken.  An error while recording the outcome fails the job
- *	  with that error: a job never stays doing under a live worker.
+ *	  with that error: a job never stays doing under a live worker.  A lock
+ *	  timeout while recording it (procq.worker_lock_timeout) is no error
+ *	  of the job: its outcome is kept and recorded later.  A worker that
+ *	  must stop waits at most PQ_STOPPING_LOCK_TIMEOUT_MS for a lock to put
+ *	  back or finish its job; if that is not enough, the job is recovered
+ *	  as a dead worker's.
  *
  * Global state, in a worker process: the shell job in flight (fetched and
  * not yet finished), so that an error anywhere cannot strand it.
@@ -24,6 +29,7 @@
 #include "miscadmin.h"
 #include "storage/pmsignal.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -315,6 +321,10 @@ set_in_flight(PQWorkerJob *job)
 		pfree(in_flight.lock);
 	if (in_flight.queueing_lock)
 		pfree(in_flight.queueing_lock);
+	if (in_flight.error)
+		pfree(in_flight.error);
+	if (in_flight.has_result)
+		pfree(DatumGetPointer(in_flight.result));
 	memset(&in_flight, 0, sizeof(in_flight));
 	if (job == NULL)
 		return;
@@ -325,6 +335,26 @@ set_in_flight(PQWorkerJob *job)
 		in_flight.lock = MemoryContextStrdup(TopMemoryContext, job->lock);
 	if (job->queueing_lock)
 		in_flight.queueing_lock = MemoryContextStrdup(TopMemoryContext, job->queueing_lock);
+}
+
+/*
+ * keep_outcome keeps the outcome of job, the shell job in flight, with it
+ * (in TopMemoryContext), so that pq_shell_finish_in_flight records it
+ * later: its recording waited too long for a lock.
+ */
+static void
+keep_outcome(PQWorkerJob *job)
+{
+	in_flight.status = job->status;
+	in_flight.error = job->error ? MemoryContextStrdup(TopMemoryContext, job->error) : NULL;
+	in_flight.has_result = job->has_result;
+	if (job->has_result)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		in_flight.result = datumCopy(job->result, false, -1);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /*
@@ -349,19 +379,24 @@ clean_up_after_error(void)
  * when it was aborted) with an error saying that its outcome could not be
  * recorded, and why.  If even that fails, the error goes up and the job
  * stays in flight: the worker tries again (pq_shell_finish_in_flight)
- * before it takes more work.
+ * before it takes more work.  On a lock timeout, the outcome stays in
+ * flight, to be recorded as it is then.  stopping: the worker must stop,
+ * its lock waits are short (pq_stopping_lock_timeout).
  */
 static void
 record_outcome(PQWorkerJob *job, PQShellResult *res, ShellOutcome outcome,
-			   MemoryContext jobcxt)
+			   MemoryContext jobcxt, bool stopping)
 {
 	char	   *volatile error = NULL;
+	volatile bool lock_timeout = false;
 
 	PG_TRY();
 	{
 		MemoryContext old;
 
 		pq_begin_work("finishing a shell job");
+		if (stopping)
+			pq_stopping_lock_timeout();
 		old = MemoryContextSwitchTo(jobcxt);
 		job->status = outcome.status;
 		job->error = outcome.error;
@@ -379,11 +414,20 @@ record_outcome(PQWorkerJob *job, PQShellResult *res, ShellOutcome outcome,
 		edata = CopyErrorData();
 		clean_up_after_error();
 		MemoryContextSwitchTo(jobcxt);
+		lock_timeout = pq_is_lock_timeout(edata->sqlerrcode);
 		error = psprintf("its outcome could not be recorded: %s", pq_error_text(edata));
 	}
 	PG_END_TRY();
 	pq_shell_result_free(res);
 
+	if (lock_timeout)
+	{
+		ereport(LOG,
+				(errmsg("procq worker %d waited too long for a lock to record the outcome of shell job %lld: it tries again later",
+						pq_my_slot + 1, (long long) job->id)));
+		keep_outcome(job);
+		return;
+	}
 	if (error != NULL)
 	{
 		ereport(WARNING,
@@ -391,6 +435,8 @@ record_outcome(PQWorkerJob *job, PQShellResult *res, ShellOutcome outcome,
 						pq_my_slot + 1, (long long) job->id),
 				 errdetail_internal("%s", error)));
 		pq_begin_work("failing a shell job");
+		if (stopping)
+			pq_stopping_lock_timeout();
 		/* An abort settled as cancelled stays cancelled: cancel_job said so. */
 		if (strcmp(outcome.status, "cancelled") != 0)
 			job->status = "failed";
@@ -403,17 +449,22 @@ record_outcome(PQWorkerJob *job, PQShellResult *res, ShellOutcome outcome,
 }
 
 /*
- * pq_shell_finish_in_flight fails the shell job in flight, if an error
- * left one (see record_outcome), so that it never stays doing.
+ * pq_shell_finish_in_flight records the outcome of the shell job in
+ * flight that a lock timeout kept (see record_outcome), or fails the one
+ * an error left, so that it never stays doing.
  */
 void
 pq_shell_finish_in_flight(void)
 {
 	if (in_flight.id == 0)
 		return;
-	pq_begin_work("failing a shell job");
-	in_flight.status = "failed";
-	in_flight.error = "its outcome could not be recorded: the worker met an error";
+	if (in_flight.status == NULL)
+	{
+		in_flight.status = "failed";
+		in_flight.error = MemoryContextStrdup(TopMemoryContext,
+											  "its outcome could not be recorded: the worker met an error");
+	}
+	pq_begin_work("finishing a shell job");
 	(void) pq_record_outcomes(&in_flight, 1);
 	pq_end_work();
 	set_in_flight(NULL);
@@ -428,19 +479,45 @@ pq_shell_finish_in_flight(void)
 static void
 put_back_interrupted(PQWorkerJob *job, bool killed_at_once)
 {
-	HOLD_INTERRUPTS();
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	/*
+	 * The pending die waits until the job is back, but not for long: lock
+	 * waits are cut short (pq_stopping_lock_timeout), and another SIGTERM
+	 * stops the worker at once; the job is then a dead worker's.
+	 */
+	ProcDiePending = false;
 	if (killed_at_once)
 		ereport(LOG,
 				(errmsg("procq worker %d killed the process group of shell job %lld at once (SIGKILL): the worker is stopping",
 						pq_my_slot + 1, (long long) job->id)));
-	pq_begin_work("putting back an interrupted shell job");
-	if (pq_put_back_uncounted(job->id, job->attempts, job->lock, job->queueing_lock))
+	PG_TRY();
+	{
+		pq_begin_work("putting back an interrupted shell job");
+		pq_stopping_lock_timeout();
+		if (pq_put_back_uncounted(job->id, job->attempts, job->lock, job->queueing_lock))
+			ereport(LOG,
+					(errmsg("procq worker %d was stopped while running shell job %lld: the job is back to todo",
+							pq_my_slot + 1, (long long) job->id)));
+		pq_end_work();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		clean_up_after_error();
+		MemoryContextSwitchTo(oldcxt);
 		ereport(LOG,
-				(errmsg("procq worker %d was stopped while running shell job %lld: the job is back to todo",
-						pq_my_slot + 1, (long long) job->id)));
-	pq_end_work();
+				(errmsg("procq worker %d could not put back shell job %lld before stopping: %s",
+						pq_my_slot + 1, (long long) job->id, edata->message),
+				 errdetail("It is put back as the job of a dead worker.")));
+	}
+	PG_END_TRY();
 	set_in_flight(NULL);
-	RESUME_INTERRUPTS();
+	ProcDiePending = true;
+	InterruptPending = true;
 }
 
 /*
@@ -455,9 +532,8 @@ pq_run_shell_job(MemoryContext jobcxt)
 	PQWorkerJob *job;
 	PQShellResult res;
 	ShellOutcome outcome;
-	bool		finished_first;
+	volatile bool finished_first;
 	bool		killed_at_once;
-	uint32		save_holdoff;
 
 	pq_shell_finish_in_flight();
 
@@ -488,16 +564,27 @@ pq_run_shell_job(MemoryContext jobcxt)
 	finished_first = ProcDiePending && pq_clean_stop && !res.aborted;
 	if (ProcDiePending && pq_clean_stop && res.aborted)
 		put_back_interrupted(job, killed_at_once);
-	save_holdoff = InterruptHoldoffCount;
-	if (finished_first)
-		HOLD_INTERRUPTS();
 	/* Otherwise, when shutting down, the next worker recovers the job. */
-	CHECK_FOR_INTERRUPTS();
+	if (!finished_first)
+		CHECK_FOR_INTERRUPTS();
 	outcome = shell_outcome(job, &res);
 
-	record_outcome(job, &res, outcome, jobcxt);
-	pq_slot_job_done();
-	/* as it was: an error caught while recording resets the holdoff count */
-	InterruptHoldoffCount = save_holdoff;
+	/* the pending die waits for the outcome, as put_back_interrupted's */
+	if (finished_first)
+		ProcDiePending = false;
+	PG_TRY();
+	{
+		record_outcome(job, &res, outcome, jobcxt, finished_first);
+		pq_slot_job_done();
+	}
+	PG_FINALLY();
+	{
+		if (finished_first)
+		{
+			ProcDiePending = true;
+			InterruptPending = true;
+		}
+	}
+	PG_END_TRY();
 	return true;
 }

@@ -214,8 +214,9 @@ first_value_as_jsonb(MemoryContext cxt, bool *isnull)
  * run_handler runs the handler statement of a job, inside the job's
  * subtransaction: as the role that deferred the job, as a security-
  * restricted operation (it cannot switch roles), with the handler's
- * timeout as statement timeout, cancellable, and with any setting it
- * changes undone afterwards.  The job's outcome is succeeded, with the
+ * timeout as statement timeout, cancellable, with the server's lock_timeout
+ * (not the worker's procq.worker_lock_timeout, see worker_xact.c), and
+ * with any setting it changes undone afterwards.  The job's outcome is succeeded, with the
  * first column of the first row as result (in cxt); it is recorded with
  * the batch's.
  */
@@ -228,6 +229,9 @@ run_handler(PQWorkerJob *job, MemoryContext cxt, Oid save_userid,
 	Datum		result;
 	bool		result_null;
 	int			ret;
+
+	(void) set_config_option("lock_timeout", GetConfigOptionResetString("lock_timeout"),
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
 	SetUserIdAndSecContext(job->deferred_by,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
@@ -382,7 +386,8 @@ run_sql_job(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
  * that when the outcome cannot be recorded, the job's effects are rolled
  * back and it is failed, saying so and why, instead of failing its batch
  * again.  If even that fails, the error goes up (recover_from_error), and
- * counts against the job.
+ * counts against the job.  A lock timeout of the recording is no reason to
+ * fail the job: it goes up at once, and the batch runs again later.
  */
 static void
 run_alone(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
@@ -406,6 +411,8 @@ run_alone(PQWorkerJob *job, MemoryContext jobcxt, MemoryContext batchcxt)
 		QueryCancelPending = false;
 		reset_session();
 		pq_slot_job_done();
+		if (pq_is_lock_timeout(edata->sqlerrcode))
+			ReThrowError(edata);
 
 		job->status = "failed";
 		job->has_result = false;

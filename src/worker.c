@@ -21,7 +21,10 @@
  * rather than exit and wait for the launcher.  The batch's jobs become
  * suspects and run alone next (crash.c, run_sql.c), so that a batch that
  * cannot commit does not run again forever.  A shell job in flight is
- * failed before more work is taken (run_shell.c).
+ * failed before more work is taken (run_shell.c).  A lock timeout of the
+ * worker's own statements (procq.worker_lock_timeout, worker_xact.c) is
+ * different: the batch is rolled back and runs again later as it was,
+ * without counting against its jobs.
  *
  *-------------------------------------------------------------------------
  */
@@ -150,7 +153,9 @@ recover_jobs(void)
 {
 	pq_recover_orphans();
 	pq_begin_work("recovering stalled jobs");
+	pq_lock_waits_begin();
 	(void) pq_recover_stalled_jobs();
+	pq_lock_waits_end();
 	pq_end_work();
 }
 
@@ -162,17 +167,26 @@ recover_jobs(void)
 static void
 recover_from_error(MemoryContext jobcxt)
 {
+	bool		lock_timeout;
+
 	error_context_stack = NULL;
 	HOLD_INTERRUPTS();
 	disable_all_timeouts(false);
 	QueryCancelPending = false;
+	lock_timeout = pq_is_lock_timeout(geterrcode());
 	EmitErrorReport();
 	AbortOutOfAnyTransaction();
 	MemoryContextSwitchTo(TopMemoryContext);
 	FlushErrorState();
 	MemoryContextReset(jobcxt);
-	/* a batch that failed as a whole must not run again as it was */
-	pq_crash_batch_failed();
+	/*
+	 * A batch that failed as a whole must not run again as it was; one that
+	 * only waited too long for a lock runs again as it was, uncounted.
+	 */
+	if (lock_timeout)
+		pq_crash_interrupted();
+	else
+		pq_crash_batch_failed();
 	QueryCancelHoldoffCount = 1;
 	RESUME_INTERRUPTS();
 	pq_slot_set_state(PQ_WORKER_IDLE, 0, NULL);
@@ -199,6 +213,7 @@ start_worker(int slot)
 	before_shmem_exit(release_slot, (Datum) 0);
 	pgstat_report_appname(psprintf("procq worker %d", slot + 1));
 	pq_crash_open(slot);
+	pq_set_worker_lock_timeout();
 }
 
 /*
@@ -233,6 +248,7 @@ pq_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			pq_set_worker_lock_timeout();
 		}
 
 		if (procq_installed())

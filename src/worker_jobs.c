@@ -44,6 +44,7 @@
 #include "shmem.h"
 #include "spi_exec.h"
 #include "worker_jobs.h"
+#include "worker_xact.h"
 
 /*
  * The claim, with its LIMIT written in: with a parameter there, every
@@ -294,6 +295,8 @@ pq_record_outcomes(PQWorkerJob *jobs, int n)
 	int			lbs[1] = {1};
 	Datum		v[7];
 
+	/* its lock waits are bounded by procq.worker_lock_timeout */
+	pq_lock_waits_begin();
 	for (int i = 0; i < n; i++)
 		if (jobs[i].status != NULL && jobs[i].lock != NULL)
 			locks[nlocks++] = jobs[i].lock;
@@ -341,7 +344,10 @@ pq_record_outcomes(PQWorkerJob *jobs, int n)
 		m++;
 	}
 	if (m == 0)
+	{
+		pq_lock_waits_end();
 		return 0;
+	}
 
 	dims[0] = m;
 	v[0] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -353,7 +359,9 @@ pq_record_outcomes(PQWorkerJob *jobs, int n)
 	v[4] = PointerGetDatum(construct_array(delays, m, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	v[5] = CStringGetTextDatum(pq_my_name);
 	v[6] = PointerGetDatum(construct_array(attempts, m, INT4OID, 4, true, TYPALIGN_INT));
-	return pq_exec(&stmt_outcomes, v, NULL, 0);
+	m = pq_exec(&stmt_outcomes, v, NULL, 0);
+	pq_lock_waits_end();
+	return m;
 }
 
 /*
@@ -368,17 +376,20 @@ pq_put_back_uncounted(int64 job_id, int32 attempts, const char *lock,
 					  const char *queueing_lock)
 {
 	Datum		v[3];
+	bool		put_back = false;
 
+	pq_lock_waits_begin();
 	if (lock != NULL)
 		pq_lock_key(lock);
 	if (queueing_lock != NULL)
-	{
 		pq_lock_queueing_key(queueing_lock, false);
-		if (pq_queueing_lock_holder(queueing_lock) != 0)
-			return false;
+	if (queueing_lock == NULL || pq_queueing_lock_holder(queueing_lock) == 0)
+	{
+		v[0] = Int64GetDatum(job_id);
+		v[1] = CStringGetTextDatum(pq_my_name);
+		v[2] = Int32GetDatum(attempts);
+		put_back = pq_exec(&stmt_put_back, v, NULL, 0) == 1;
 	}
-	v[0] = Int64GetDatum(job_id);
-	v[1] = CStringGetTextDatum(pq_my_name);
-	v[2] = Int32GetDatum(attempts);
-	return pq_exec(&stmt_put_back, v, NULL, 0) == 1;
+	pq_lock_waits_end();
+	return put_back;
 }
