@@ -46,7 +46,6 @@ import time
 import traceback
 
 import psycopg
-from psycopg import errors as pgerr
 
 LEASE_SECONDS = 2          # procq.lease_duration of the external workers
 STATEMENT_TIMEOUT = '60s'  # no statement of the soak waits longer
@@ -82,6 +81,15 @@ def connect(app, deadline, autocommit=True):
             last = e
             time.sleep(0.2)
     raise Fatal(f'{app}: could not connect before the deadline: {last}')
+
+
+def lost(e, conn):
+    """Whether error e means the connection is gone (terminated, crash restart,
+    server stopping), as opposed to an error of the statement.  (psycopg
+    counts SQLSTATE classes 55, 57 and 40 as OperationalError too.)"""
+    state = getattr(e, 'sqlstate', None)
+    return (conn is None or conn.closed or state is None or state.startswith('08')
+            or state.startswith('57P'))
 
 
 def close_quietly(conn):
@@ -281,12 +289,12 @@ class ExtWorker:
             else:
                 outcome = 'accepted'
                 self.c['stale_accepted'] += 1
-        except pgerr.Error as e:
-            if getattr(e, 'sqlstate', None) == 'PQ001':
+        except psycopg.Error as e:
+            if lost(e, self.conn):
+                raise
+            if e.sqlstate == 'PQ001':
                 outcome = 'refused PQ001'
                 self.c['stale_refused'] += 1
-            elif isinstance(e, psycopg.OperationalError):
-                raise
             else:
                 outcome = f'error {e.sqlstate}: {str(e).splitlines()[0]}'
                 self.c['stale_other'] += 1
@@ -305,7 +313,10 @@ class ExtWorker:
             return self.hold_wait(job, attempt)
         finally:
             if not self.conn.closed:
-                self.conn.execute("SELECT set_config('application_name', %s, false)", (self.name,))
+                try:
+                    self.conn.execute("SELECT set_config('application_name', %s, false)", (self.name,))
+                except psycopg.Error:
+                    pass
 
     def hold_wait(self, job, attempt):
         limit = time.time() + 10
@@ -315,10 +326,13 @@ class ExtWorker:
                 return True
             try:
                 self.heartbeat(job, attempt)
-            except pgerr.Error as e:
-                if isinstance(e, psycopg.OperationalError):
+            except psycopg.Error as e:
+                if lost(e, self.conn):
                     raise
                 self.c['heartbeat_refused'] += 1
+                if e.sqlstate != 'PQ001' and len(self.c['unexpected']) < 10:
+                    self.c['unexpected'].append(f'heartbeat of job {job} attempt {attempt}: '
+                                                f'{e.sqlstate}: {str(e).splitlines()[0]}')
                 return False
             time.sleep(0.3)
         return True
@@ -337,10 +351,10 @@ class ExtWorker:
         try:
             self.finish(job, attempt, status)
             self.c[status] += 1
-        except pgerr.Error as e:
-            if isinstance(e, psycopg.OperationalError):
+        except psycopg.Error as e:
+            if lost(e, self.conn):
                 raise
-            if getattr(e, 'sqlstate', None) == 'PQ001':
+            if e.sqlstate == 'PQ001':
                 self.c['lost'] += 1          # its lease ran out meanwhile: legitimate
             else:
                 self.c['finish_errors'] += 1
@@ -365,15 +379,15 @@ class ExtWorker:
                     continue
                 idle_since = None
                 self.work(row)
-            except psycopg.OperationalError:
-                close_quietly(self.conn)
-                self.conn = None
-                time.sleep(self.rng.uniform(0.05, 0.3))
             except Fatal as e:
                 self.c['unexpected'].append(str(e))
                 break
-            except pgerr.Error as e:
-                if e.sqlstate in ('40P01', '40001'):
+            except psycopg.Error as e:
+                if lost(e, self.conn):
+                    close_quietly(self.conn)
+                    self.conn = None
+                    time.sleep(self.rng.uniform(0.05, 0.3))
+                elif e.sqlstate in ('40P01', '40001'):
                     self.c['retried_40'] = self.c.get('retried_40', 0) + 1
                 elif len(self.c['unexpected']) < 10:
                     self.c['unexpected'].append(f'{e.sqlstate}: {str(e).splitlines()[0]}')
@@ -458,7 +472,9 @@ class Driver:
             try:
                 return conn.execute("SELECT count(*) FROM procq.jobs WHERE (args->>'c')::int = %s",
                                     (c,)).fetchone()[0]
-            except psycopg.OperationalError:
+            except psycopg.Error as e:
+                if not lost(e, conn):
+                    raise
                 time.sleep(0.2)
             finally:
                 close_quietly(conn)
@@ -477,7 +493,9 @@ class Driver:
                             conn = connect('soak-producer', deadline)
                         self.defer_workflow(conn, steps)
                         break
-                    except psycopg.OperationalError:
+                    except psycopg.Error as e:
+                        if not lost(e, conn):
+                            raise
                         close_quietly(conn)
                         conn = None
                     # did it commit?  all of it or nothing, never a part
@@ -583,7 +601,9 @@ class Driver:
                     next_recover = now + 1
                     self.recovered += conn.execute("SELECT procq.recover_stalled()").fetchone()[0]
                 time.sleep(0.1)
-            except psycopg.OperationalError:
+            except psycopg.Error as e:
+                if not lost(e, conn):
+                    raise
                 close_quietly(conn)
                 conn = None
                 time.sleep(0.2)
@@ -631,7 +651,9 @@ class Driver:
                     open_, total = conn.execute(
                         "SELECT count(*) FILTER (WHERE status IN ('todo', 'doing')), count(*) "
                         "FROM procq.jobs").fetchone()
-                except psycopg.OperationalError:
+                except psycopg.Error as e:
+                    if not lost(e, conn):
+                        raise
                     close_quietly(conn)
                     conn = None
                     time.sleep(0.2)
