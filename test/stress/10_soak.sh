@@ -16,7 +16,7 @@
 # the server log but the intended ones.  It prints the seed and a summary.
 #
 # Settings (environment): PQ_SOAK_SEED, PQ_SOAK_JOBS (20000),
-# PQ_SOAK_EXT_WORKERS (4), PQ_SOAK_BG_WORKERS (2), PQ_SOAK_KILLS (6),
+# PQ_SOAK_EXT_WORKERS (4), PQ_SOAK_BG_WORKERS (2), PQ_SOAK_KILLS (8),
 # PQ_SOAK_STALLS (25), PQ_SOAK_TIMEOUT (330 s for the drain); see
 # test/stress/soak/soak.py.  PQ_SOAK_SABOTAGE=nofence makes the external
 # workers finish without fencing: the soak must then fail.  On failure the

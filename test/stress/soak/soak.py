@@ -24,14 +24,16 @@ Environment (defaults meet issue 8):
     PQ_SOAK_JOBS         jobs in the DAG (20000)
     PQ_SOAK_WORKFLOW     jobs per workflow (40)
     PQ_SOAK_EXT_WORKERS  external worker processes (4)
-    PQ_SOAK_KILLS        SIGKILLs of background workers (6)
+    PQ_SOAK_KILLS        SIGKILLs of background workers (8)
     PQ_SOAK_STALLS       'ext' jobs whose first worker stalls past its lease (25)
     PQ_SOAK_TERM_EVERY   seconds between two pg_terminate_backend of an
                          external worker (1.5)
     PQ_SOAK_DEFER_SECONDS  the defers are spread over this many seconds (20)
     PQ_SOAK_TIMEOUT      seconds the drain may take (330)
-    PQ_SOAK_SABOTAGE     'nofence': external workers finish and heartbeat
-                         without attempt (the checks must then fail)
+    PQ_SOAK_SABOTAGE     comma-separated, to see the checks fail: 'nofence':
+                         external workers finish and heartbeat without
+                         attempt; 'double': every 500th SQL job records its
+                         effect twice
 """
 
 import json
@@ -176,8 +178,9 @@ CREATE TABLE public.plan (c int, i int, task text, max_attempts int, f int, s in
     lock text, parents int[], PRIMARY KEY (c, i));
 
 -- The SQL handler: logs its start (the server log survives rollbacks and
--- crashes), fails while its planned failures last, else records its effect
--- (rolled back with the job's subtransaction when it fails).
+-- crashes), records its effect, and then fails while its planned failures
+-- last (so a failed attempt's effect must be rolled back with the job's
+-- subtransaction).
 CREATE FUNCTION public.soak_sql(args jsonb, job bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -190,10 +193,10 @@ BEGIN
     IF (args->>'ms')::int > 0 THEN
         PERFORM pg_sleep((args->>'ms')::int / 1000.0);
     END IF;
+    INSERT INTO public.effects VALUES (job, a, t, pg_backend_pid());
     IF a <= (args->>'f')::int THEN
         RAISE EXCEPTION 'soak: planned failure of job % attempt %', job, a;
     END IF;
-    INSERT INTO public.effects VALUES (job, a, t, pg_backend_pid());
     RETURN job;
 END $$;
 SELECT procq.register_handler('sql', 'sql', 'SELECT public.soak_sql($1, $2)');
@@ -210,7 +213,7 @@ class ExtWorker:
         self.name = f'soak-ext-{n}'
         self.stop_file = os.environ['PQ_SOAK_STOP_FILE']
         self.deadline = float(os.environ['PQ_SOAK_DEADLINE'])
-        self.fence = os.environ.get('PQ_SOAK_SABOTAGE', '') != 'nofence'
+        self.fence = 'nofence' not in os.environ.get('PQ_SOAK_SABOTAGE', '').split(',')
         self.rng = random.Random(f"{os.environ['PQ_SOAK_SEED']}-worker-{n}")
         self.conn = None
         self.c = dict(fetched=0, succeeded=0, failed=0, lost=0, reconnects=0,
@@ -243,7 +246,20 @@ class ExtWorker:
         return "SELECT procq.finish_job(%s, %s, %s, %s)"
 
     def finish(self, job, attempt, status):
-        """finish_job with fencing, and the attempt's end, in one transaction."""
+        """finish_job with fencing, and the attempt's end, in one transaction;
+        retried after a deadlock or serialization failure, as the README
+        tells clients to."""
+        for _ in range(5):
+            try:
+                return self.finish_once(job, attempt, status)
+            except psycopg.Error as e:
+                if lost(e, self.conn) or e.sqlstate not in ('40P01', '40001'):
+                    raise
+                self.c['retried_40'] = self.c.get('retried_40', 0) + 1
+                time.sleep(self.rng.uniform(0.01, 0.1))
+        return self.finish_once(job, attempt, status)
+
+    def finish_once(self, job, attempt, status):
         result = json.dumps({'job': job, 'attempt': attempt}) if status == 'succeeded' else None
         error = f'soak: planned failure of job {job} attempt {attempt}' if status == 'failed' else None
         args = (job, status, result, error) + ((attempt,) if self.fence else ())
@@ -409,7 +425,7 @@ class Driver:
         self.njobs = env_int('PQ_SOAK_JOBS', 20000)
         self.wf_size = env_int('PQ_SOAK_WORKFLOW', 40)
         self.next_workers = env_int('PQ_SOAK_EXT_WORKERS', 4)
-        self.nkills = env_int('PQ_SOAK_KILLS', 6)
+        self.nkills = env_int('PQ_SOAK_KILLS', 8)
         self.nstalls = env_int('PQ_SOAK_STALLS', 25)
         self.term_every = env_float('PQ_SOAK_TERM_EVERY', 1.5)
         self.defer_seconds = env_float('PQ_SOAK_DEFER_SECONDS', 20)
@@ -444,12 +460,20 @@ class Driver:
             "SELECT EXISTS (SELECT FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = 'procq' AND p.proname = 'finish_job' "
             "AND 'attempt' = ANY (p.proargnames))").fetchone()[0]
-        if not has_attempt and self.sabotage != 'nofence':
+        if not has_attempt and 'nofence' not in self.sabotage.split(','):
             raise Fatal('procq.finish_job has no attempt argument (fencing, issue 8): this build '
                         'cannot run the soak (PQ_SOAK_SABOTAGE=nofence runs it without fencing, '
                         'and must then fail)')
+        setup = SETUP_SQL
+        if 'double' in self.sabotage.split(','):
+            # a check input broken on purpose: every 500th job's effect twice
+            setup = setup.replace("    INSERT INTO public.effects VALUES (job, a, t, pg_backend_pid());\n",
+                                  "    INSERT INTO public.effects VALUES (job, a, t, pg_backend_pid());\n"
+                                  "    IF job % 500 = 0 THEN INSERT INTO public.effects VALUES "
+                                  "(job, a, t, pg_backend_pid()); END IF;\n")
+            assert setup != SETUP_SQL
         with conn.transaction():
-            conn.execute(SETUP_SQL)
+            conn.execute(setup)
         self.workflows = make_plan(self.seed, self.njobs, self.wf_size, self.nstalls)
         with conn.transaction():
             with conn.cursor().copy("COPY public.plan FROM STDIN") as cp:
@@ -769,31 +793,37 @@ class Driver:
             log(f'ok: every job final ({jobs})')
         self.expect_none(conn, 'jobs not matched to the plan',
                          "SELECT id FROM procq.jobs EXCEPT SELECT id FROM public.job_plan")
+        # the checks below use the planned DAG, not procq's own rows
+        conn.execute("""CREATE TABLE public.planned_deps AS
+            SELECT c.id AS job_id, p.id AS depends_on FROM public.job_plan c
+             CROSS JOIN LATERAL unnest(c.parents) AS pi(i)
+              JOIN public.job_plan p ON p.c = c.c AND p.i = pi.i""")
+        conn.execute("CREATE INDEX ON public.planned_deps (job_id)")
+        conn.execute("CREATE INDEX ON public.planned_deps (depends_on)")
+        conn.execute("ANALYZE public.planned_deps")
         self.expect_none(conn, 'dependency rows other than planned', """
-            WITH planned AS (
-                SELECT c.id AS job_id, p.id AS depends_on FROM public.job_plan c
-                 CROSS JOIN LATERAL unnest(c.parents) AS pi(i)
-                  JOIN public.job_plan p ON p.c = c.c AND p.i = pi.i)
-            (SELECT d.job_id, d.depends_on FROM procq.job_dependencies d EXCEPT SELECT * FROM planned)
+            (SELECT d.job_id, d.depends_on FROM procq.job_dependencies d
+             EXCEPT SELECT * FROM public.planned_deps)
             UNION ALL
-            (SELECT * FROM planned EXCEPT SELECT d.job_id, d.depends_on FROM procq.job_dependencies d)""")
+            (SELECT * FROM public.planned_deps
+             EXCEPT SELECT d.job_id, d.depends_on FROM procq.job_dependencies d)""")
 
         # dependencies: cancelled exactly when a parent did not succeed
         self.expect_none(conn, 'jobs with a parent that did not succeed, not cancelled', """
             SELECT j.id, j.status, p.id AS parent, p.status AS parent_status
-              FROM procq.jobs j JOIN procq.job_dependencies d ON d.job_id = j.id
+              FROM procq.jobs j JOIN public.planned_deps d ON d.job_id = j.id
               JOIN procq.jobs p ON p.id = d.depends_on
              WHERE p.status <> 'succeeded' AND j.status <> 'cancelled'""")
         self.expect_none(conn, 'cancelled jobs whose parents all succeeded', """
             SELECT j.id, j.error FROM procq.jobs j WHERE j.status = 'cancelled'
-               AND NOT EXISTS (SELECT FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on
+               AND NOT EXISTS (SELECT FROM public.planned_deps d JOIN procq.jobs p ON p.id = d.depends_on
                                WHERE d.job_id = j.id AND p.status <> 'succeeded')""")
         self.expect_none(conn, 'descendants of a job failed for good that are not cancelled', """
             WITH RECURSIVE down(id) AS (
-                SELECT d.job_id FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on
+                SELECT d.job_id FROM public.planned_deps d JOIN procq.jobs p ON p.id = d.depends_on
                  WHERE p.status = 'failed'
                 UNION
-                SELECT d.job_id FROM procq.job_dependencies d JOIN down ON d.depends_on = down.id)
+                SELECT d.job_id FROM public.planned_deps d JOIN down ON d.depends_on = down.id)
             SELECT j.id, j.status FROM down JOIN procq.jobs j USING (id) WHERE j.status <> 'cancelled'""")
 
         # SQL jobs: their plan, and their effect exactly once
@@ -819,7 +849,7 @@ class Driver:
         # no attempt started before all its parents' success had committed
         self.expect_none(conn, 'attempts started before a parent had succeeded', """
             SELECT a.job_id, a.attempt, a.kind, a.started_at, d.depends_on, s.committed_at
-              FROM public.attempt_starts a JOIN procq.job_dependencies d ON d.job_id = a.job_id
+              FROM public.attempt_starts a JOIN public.planned_deps d ON d.job_id = a.job_id
               LEFT JOIN public.success s ON s.job_id = d.depends_on
              WHERE s.committed_at IS NULL OR a.started_at < s.committed_at""")
         self.expect_none(conn, 'succeeded jobs without exactly one success record', """
@@ -862,11 +892,15 @@ class Driver:
                  WHERE j.lock IS NOT NULL AND a.returned IS NOT NULL)
             SELECT x.lock, x.job_id, y.job_id FROM runs x JOIN runs y
                 ON x.lock = y.lock AND x.job_id < y.job_id AND x.s < y.t AND y.s < x.t""")
+        conn.execute("""CREATE TABLE public.lock_jobs AS
+            SELECT id, lock, finished_at FROM procq.jobs WHERE lock IS NOT NULL""")
+        conn.execute("CREATE INDEX ON public.attempt_starts (job_id)")
+        conn.execute("ANALYZE public.lock_jobs, public.attempt_starts")
         self.expect_none(conn, 'jobs of a lock that started before an earlier job of the lock was final', """
-            SELECT b.job_id, b.started_at, a.id AS earlier, a.finished_at FROM public.attempt_starts b
-              JOIN procq.jobs jb ON jb.id = b.job_id
-              JOIN procq.jobs a ON a.lock = jb.lock AND a.id < jb.id
-             WHERE jb.lock IS NOT NULL AND b.started_at < a.finished_at""")
+            SELECT a.job_id, a.started_at, e.id AS earlier, e.finished_at FROM public.lock_jobs b
+              JOIN public.attempt_starts a ON a.job_id = b.id
+              JOIN public.lock_jobs e ON e.lock = b.lock AND e.id < b.id
+             WHERE a.started_at < e.finished_at""")
         f['jobs with a lock'] = conn.execute("SELECT count(*) FROM procq.jobs WHERE lock IS NOT NULL").fetchone()[0]
 
         # nothing left for recover_stalled
@@ -893,7 +927,7 @@ class Driver:
             self.fail(f'{self.restarts} immediate stops happened, 1 planned')
         if self.terminations == 0 and self.term_every > 0:
             self.fail('no external worker connection was terminated')
-        for k in ('fetched', 'succeeded', 'failed', 'lost', 'reconnects', 'stalls',
+        for k in ('fetched', 'succeeded', 'failed', 'lost', 'retried_40', 'reconnects', 'stalls',
                   'stale_refused', 'stale_accepted', 'stale_other', 'finish_errors',
                   'heartbeats', 'heartbeat_refused'):
             f[f'ext workers: {k}'] = self.ext.get(k, 0)
