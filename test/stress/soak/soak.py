@@ -9,8 +9,9 @@
 A random DAG of PQ_SOAK_JOBS jobs (in workflows of PQ_SOAK_WORKFLOW jobs,
 each job with 0-3 random earlier parents of its workflow) is deferred in
 waves while procq's background workers (task 'sql', a PL/pgSQL handler) and
-PQ_SOAK_EXT_WORKERS external worker processes (task 'ext', fetch_job +
-finish_job with fencing) drain it.  Meanwhile the driver SIGKILLs
+PQ_SOAK_EXT_WORKERS external worker processes (task 'ext'; even ones with
+fetch_job + finish_job, odd ones with fetch_jobs(5) + finish_jobs, fenced by
+the attempt they fetched) drain it.  Meanwhile the driver SIGKILLs
 background workers, terminates external workers' connections, and once
 stops the server with pg_ctl -m immediate and starts it again; some 'ext'
 jobs make their first worker stall past its lease and then try to finish.
@@ -216,6 +217,8 @@ class ExtWorker:
         self.fence = 'nofence' not in os.environ.get('PQ_SOAK_SABOTAGE', '').split(',')
         self.rng = random.Random(f"{os.environ['PQ_SOAK_SEED']}-worker-{n}")
         self.conn = None
+        # odd workers use the batch API: fetch_jobs(5) + finish_jobs(attempts)
+        self.batch = 5 if n % 2 == 1 else 0
         self.c = dict(fetched=0, succeeded=0, failed=0, lost=0, reconnects=0,
                       stalls=0, stale_refused=0, stale_accepted=0, stale_other=0,
                       holder_waits=0, finish_errors=0, heartbeats=0,
@@ -363,7 +366,10 @@ class ExtWorker:
             return
         if args['ms']:
             time.sleep(args['ms'] / 1000.0)
-        status = 'failed' if attempt <= args['f'] else 'succeeded'
+        self.finish_planned(job, attempt, 'failed' if attempt <= args['f'] else 'succeeded')
+
+    def finish_planned(self, job, attempt, status):
+        """Finish one job as planned; a lost lease (PQ001) is legitimate."""
         try:
             self.finish(job, attempt, status)
             self.c[status] += 1
@@ -378,8 +384,81 @@ class ExtWorker:
                     self.c['unexpected'].append(f'finish of job {job} attempt {attempt}: '
                                                 f'{e.sqlstate}: {str(e).splitlines()[0]}')
 
+    def fetch_batch(self, n):
+        """fetch_jobs(n), each attempt's start recorded in the same transaction."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT j.id, j.attempts, j.args, j.lease_expires_at, clock_timestamp() "
+                "FROM procq.fetch_jobs(%s, worker => %s, tasks => ARRAY['ext']) j",
+                (n, self.name)).fetchall()
+            for r in rows:
+                self.conn.execute(
+                    "INSERT INTO public.ext_attempts (job_id, attempt, worker, started_at) "
+                    "VALUES (%s, %s, %s, %s)", (r[0], r[1], self.name, r[4]))
+        return rows
+
+    def finish_group(self, items, status):
+        """finish_jobs of (job, attempt) items, all with status, fenced by their
+        attempts, and their attempts' ends, in one transaction."""
+        ids = [j for j, _ in items]
+        results = [json.dumps({'job': j, 'attempt': a}) for j, a in items] if status == 'succeeded' else None
+        errors = [f'soak: planned failure of job {j} attempt {a}' for j, a in items] if status == 'failed' else None
+        att = dict(items)
+        sql = ("SELECT job_id, status::text FROM procq.finish_jobs(%s::bigint[], %s, %s::jsonb[], %s::text[]"
+               + (", attempts => %s::integer[])" if self.fence else ")"))
+        args = (ids, status, results, errors) + (([a for _, a in items],) if self.fence else ())
+        with self.conn.transaction():
+            rows = self.conn.execute(sql, args).fetchall()
+            for job, ret in rows:
+                self.conn.execute(
+                    "UPDATE public.ext_attempts SET finished_at = clock_timestamp(), returned = %s "
+                    "WHERE job_id = %s AND attempt = %s", (ret, job, att[job]))
+        return rows
+
+    def work_batch(self, rows):
+        """A batch: the plain jobs finished with finish_jobs (one call per
+        status; when one of them lost its lease, PQ001 for the call, and then
+        each is finished alone), then the stalling and holding jobs one by
+        one."""
+        plain = [r for r in rows if not r[2]['s']]
+        ms = max([r[2]['ms'] for r in plain] or [0])
+        if ms:
+            time.sleep(ms / 1000.0)
+        groups = {'succeeded': [], 'failed': []}
+        for job, attempt, args, _, _ in plain:
+            self.c['fetched'] += 1
+            groups['failed' if attempt <= args['f'] else 'succeeded'].append((job, attempt))
+        for status, items in groups.items():
+            if not items:
+                continue
+            for tries in range(6):
+                try:
+                    self.finish_group(items, status)
+                    self.c[status] += len(items)
+                    self.c['batch_finishes'] = self.c.get('batch_finishes', 0) + 1
+                    break
+                except psycopg.Error as e:
+                    if lost(e, self.conn):
+                        raise
+                    if e.sqlstate in ('40P01', '40001') and tries < 5:
+                        self.c['retried_40'] = self.c.get('retried_40', 0) + 1
+                        time.sleep(self.rng.uniform(0.01, 0.1))
+                        continue
+                    if e.sqlstate == 'PQ001':
+                        self.c['batch_fallbacks'] = self.c.get('batch_fallbacks', 0) + 1
+                        for job, attempt in items:
+                            self.finish_planned(job, attempt, status)
+                    else:
+                        self.c['finish_errors'] += 1
+                        if len(self.c['unexpected']) < 10:
+                            self.c['unexpected'].append(f'finish_jobs of {items}: {e.sqlstate}: '
+                                                        f'{str(e).splitlines()[0]}')
+                    break
+        for r in rows:
+            if r[2]['s']:
+                self.work(r)
+
     def run(self):
-        idle_since = None
         while not os.path.exists(self.stop_file):
             if time.time() > self.deadline:
                 self.c['unexpected'].append('deadline reached before the driver said stop')
@@ -388,12 +467,17 @@ class ExtWorker:
                 if self.conn is None or self.conn.closed:
                     self.reconnect()
                     self.c['reconnects'] += 1
+                if self.batch:
+                    rows = self.fetch_batch(self.batch)
+                    if not rows:
+                        time.sleep(0.05)
+                        continue
+                    self.work_batch(rows)
+                    continue
                 row = self.fetch()
                 if row is None:
-                    idle_since = idle_since or time.time()
                     time.sleep(0.05)
                     continue
-                idle_since = None
                 self.work(row)
             except Fatal as e:
                 self.c['unexpected'].append(str(e))
@@ -878,6 +962,12 @@ class Driver:
         stale = self.q(conn, "SELECT count(*), count(*) FILTER (WHERE outcome = 'refused PQ001') "
                              "FROM public.stale_tries")[0]
         f['stale finishes tried'], f['stale finishes refused (PQ001)'] = stale
+        f['stale finishes tried, by what the job was doing then'] = ', '.join(
+            f'{n} {w}' for w, n in self.q(conn, """
+                SELECT CASE WHEN state_before LIKE 'doing attempt 1' THEN 'still doing in its attempt'
+                            WHEN state_before LIKE 'doing%' THEN 'doing in a later attempt'
+                            ELSE split_part(state_before, ' ', 1) END, count(*)
+                  FROM public.stale_tries GROUP BY 1 ORDER BY 2 DESC""")) or 'none'
         if self.nstalls > 0 and stale[0] == 0:
             self.fail('no stalled external worker tried to finish: the fencing check saw nothing')
 
@@ -927,7 +1017,8 @@ class Driver:
             self.fail(f'{self.restarts} immediate stops happened, 1 planned')
         if self.terminations == 0 and self.term_every > 0:
             self.fail('no external worker connection was terminated')
-        for k in ('fetched', 'succeeded', 'failed', 'lost', 'retried_40', 'reconnects', 'stalls',
+        for k in ('fetched', 'succeeded', 'failed', 'lost', 'retried_40', 'batch_finishes',
+                  'batch_fallbacks', 'reconnects', 'stalls',
                   'stale_refused', 'stale_accepted', 'stale_other', 'finish_errors',
                   'heartbeats', 'heartbeat_refused'):
             f[f'ext workers: {k}'] = self.ext.get(k, 0)
