@@ -301,6 +301,12 @@ class ExtWorker:
             time.sleep(0.05)
         before = f'{state[0]} attempt {state[1]}'
         ours = state[0] == 'doing' and state[1] == attempt   # not taken back after all
+        # what a refused finish must leave as it is (a todo job may be
+        # fetched meanwhile; a job doing in a later attempt is held by a
+        # worker that waits for this try, and only heartbeats it)
+        row_sql = ("SELECT status::text, attempts, worker, result::text, error, finished_at, "
+                   "pending_parents FROM procq.jobs WHERE id = %s")
+        row_before = self.conn.execute(row_sql, (job,)).fetchone()
         try:
             self.finish(job, attempt, 'succeeded')
             if ours:
@@ -314,6 +320,9 @@ class ExtWorker:
             if e.sqlstate == 'PQ001':
                 outcome = 'refused PQ001'
                 self.c['stale_refused'] += 1
+                row_after = self.conn.execute(row_sql, (job,)).fetchone()
+                if row_before[0] != 'todo' and row_after != row_before:
+                    outcome = f'refused PQ001 but the job changed: {row_before} -> {row_after}'
             else:
                 outcome = f'error {e.sqlstate}: {str(e).splitlines()[0]}'
                 self.c['stale_other'] += 1
@@ -321,15 +330,16 @@ class ExtWorker:
                           "VALUES (%s, %s, %s, %s, %s)", (job, attempt, self.name, before, outcome))
         self.conn.execute("SELECT set_config('application_name', %s, false)", (self.name,))
 
-    def hold(self, job, attempt):
-        """A later attempt of a stalling job: keep it (heartbeats) until the
-        stale attempt has tried to finish, so that its try meets a job that is
-        doing in another attempt."""
-        self.c['holder_waits'] += 1
+    def hold(self, items):
+        """Later attempts of stalling jobs, (job, attempt) items: keep them
+        (heartbeats) until each one's stale attempt has tried to finish, so
+        that its try meets a job that is doing in another attempt.  Returns
+        the items still held."""
+        self.c['holder_waits'] += len(items)
         # not a target of the driver's terminations while holding
         self.conn.execute("SELECT set_config('application_name', %s, false)", (f'soak-hold-{self.n}',))
         try:
-            return self.hold_wait(job, attempt)
+            return self.hold_wait(items)
         finally:
             if not self.conn.closed:
                 try:
@@ -337,24 +347,32 @@ class ExtWorker:
                 except psycopg.Error:
                     pass
 
-    def hold_wait(self, job, attempt):
+    def hold_wait(self, items):
+        held = list(items)
+        waiting = list(items)
         limit = time.time() + 10
-        while time.time() < limit:
-            if self.conn.execute("SELECT EXISTS (SELECT FROM public.stale_tries WHERE job_id = %s)",
-                                 (job,)).fetchone()[0]:
-                return True
-            try:
-                self.heartbeat(job, attempt)
-            except psycopg.Error as e:
-                if lost(e, self.conn):
-                    raise
-                self.c['heartbeat_refused'] += 1
-                if e.sqlstate != 'PQ001' and len(self.c['unexpected']) < 10:
-                    self.c['unexpected'].append(f'heartbeat of job {job} attempt {attempt}: '
-                                                f'{e.sqlstate}: {str(e).splitlines()[0]}')
-                return False
-            time.sleep(0.3)
-        return True
+        while waiting and time.time() < limit:
+            for job, attempt in list(waiting):
+                if self.conn.execute("SELECT EXISTS (SELECT FROM public.stale_tries WHERE job_id = %s)",
+                                     (job,)).fetchone()[0]:
+                    waiting.remove((job, attempt))
+                    continue
+            for job, attempt in list(held):
+                try:
+                    self.heartbeat(job, attempt)
+                except psycopg.Error as e:
+                    if lost(e, self.conn):
+                        raise
+                    self.c['heartbeat_refused'] += 1
+                    if e.sqlstate != 'PQ001' and len(self.c['unexpected']) < 10:
+                        self.c['unexpected'].append(f'heartbeat of job {job} attempt {attempt}: '
+                                                    f'{e.sqlstate}: {str(e).splitlines()[0]}')
+                    held.remove((job, attempt))
+                    if (job, attempt) in waiting:
+                        waiting.remove((job, attempt))
+            if waiting:
+                time.sleep(0.3)
+        return held
 
     def work(self, row):
         job, attempt, args, lease_expires, now = row
@@ -362,7 +380,7 @@ class ExtWorker:
         if args['s'] and attempt == 1:
             self.stall(job, attempt, lease_expires, now)
             return
-        if args['s'] and not self.hold(job, attempt):
+        if args['s'] and not self.hold([(job, attempt)]):
             return
         if args['ms']:
             time.sleep(args['ms'] / 1000.0)
@@ -454,8 +472,14 @@ class ExtWorker:
                             self.c['unexpected'].append(f'finish_jobs of {items}: {e.sqlstate}: '
                                                         f'{str(e).splitlines()[0]}')
                     break
+        # the held ones together (heartbeating all), then the stalling ones
+        holds = [(r[0], r[1]) for r in rows if r[2]['s'] and r[1] > 1]
+        if holds:
+            self.c['fetched'] += len(holds)
+            for job, attempt in self.hold(holds):
+                self.finish_planned(job, attempt, 'succeeded')
         for r in rows:
-            if r[2]['s']:
+            if r[2]['s'] and r[1] == 1:
                 self.work(r)
 
     def run(self):
