@@ -70,10 +70,18 @@ class Fatal(Exception):
     """The soak cannot go on (a bounded wait ran out, a setup step failed)."""
 
 
+def driver_alive():
+    """In an external worker: stop when the driver that started it is gone."""
+    parent = os.environ.get('PQ_SOAK_DRIVER_PID')
+    if parent and os.getppid() != int(parent):
+        raise Fatal('the driver is gone')
+
+
 def connect(app, deadline, autocommit=True):
     """A connection, retried (the server may be restarting) until deadline."""
     last = None
     while time.time() < deadline:
+        driver_alive()
         try:
             conn = psycopg.connect('', autocommit=autocommit, application_name=app,
                                    connect_timeout=5)
@@ -487,6 +495,8 @@ class ExtWorker:
             if time.time() > self.deadline:
                 self.c['unexpected'].append('deadline reached before the driver said stop')
                 break
+            if os.getppid() != int(os.environ['PQ_SOAK_DRIVER_PID']):
+                break
             try:
                 if self.conn is None or self.conn.closed:
                     self.reconnect()
@@ -518,8 +528,11 @@ class ExtWorker:
                 time.sleep(0.05)
         self.c['reconnects'] -= 1   # the first connection is not a reconnect
         close_quietly(self.conn)
-        with open(os.environ['PQ_SOAK_OUT'] + f'.worker{self.n}', 'w') as f:
-            json.dump(self.c, f)
+        try:
+            with open(os.environ['PQ_SOAK_OUT'] + f'.worker{self.n}', 'w') as f:
+                json.dump(self.c, f)
+        except OSError:
+            pass    # the driver is gone, and its directory with it
 
 
 # ---------------------------------------------------------------------------
@@ -762,7 +775,8 @@ class Driver:
         self.setup()
         deadline = time.time() + self.timeout
         env = dict(os.environ, PQ_SOAK_STOP_FILE=self.stop_file, PQ_SOAK_DEADLINE=str(deadline + 30),
-                   PQ_SOAK_OUT=os.path.join(self.workdir, 'counters'))
+                   PQ_SOAK_OUT=os.path.join(self.workdir, 'counters'),
+                   PQ_SOAK_DRIVER_PID=str(os.getpid()))
         workers = [subprocess.Popen([sys.executable, os.path.abspath(__file__), 'worker', str(n)], env=env)
                    for n in range(self.next_workers)]
         producer = self.thread(self.producer)
