@@ -51,6 +51,11 @@ import traceback
 import psycopg
 
 LEASE_SECONDS = 2          # procq.lease_duration of the external workers
+# what a refused finish must leave as it is (a todo job may be fetched
+# meanwhile; a job doing in a later attempt is held by a worker that waits
+# for the stale try, and only heartbeats it)
+ROW_SQL = ("SELECT status::text, attempts, worker, result::text, error, finished_at, "
+           "pending_parents FROM procq.jobs WHERE id = %s")
 STATEMENT_TIMEOUT = '60s'  # no statement of the soak waits longer
 
 
@@ -292,13 +297,9 @@ class ExtWorker:
         return self.conn.execute(
             "SELECT status::text, attempts FROM procq.jobs WHERE id = %s", (job,)).fetchone()
 
-    def stall(self, job, attempt, lease_expires, now):
-        """Stall past the lease, see the job taken back, then try to finish."""
-        self.c['stalls'] += 1
-        # not a target of the driver's terminations while stalling
-        self.conn.execute("SELECT set_config('application_name', %s, false)", (f'soak-stall-{self.n}',))
-        time.sleep(max(0.0, (lease_expires - now).total_seconds()) + 0.3)
-        self.conn.execute("SELECT procq.recover_stalled()")
+    def wait_taken(self, job, attempt):
+        """Wait (at most 8 s) until the job is doing in a later attempt, or
+        final; returns its (status, attempts) then."""
         limit = time.time() + 8
         state = self.job_state(job)
         while time.time() < limit:
@@ -307,14 +308,19 @@ class ExtWorker:
                     state[0] in ('succeeded', 'failed', 'cancelled'):
                 break
             time.sleep(0.05)
+        return state
+
+    def stall(self, job, attempt, lease_expires, now):
+        """Stall past the lease, see the job taken back, then try to finish."""
+        self.c['stalls'] += 1
+        # not a target of the driver's terminations while stalling
+        self.conn.execute("SELECT set_config('application_name', %s, false)", (f'soak-stall-{self.n}',))
+        time.sleep(max(0.0, (lease_expires - now).total_seconds()) + 0.3)
+        self.conn.execute("SELECT procq.recover_stalled()")
+        state = self.wait_taken(job, attempt)
         before = f'{state[0]} attempt {state[1]}'
         ours = state[0] == 'doing' and state[1] == attempt   # not taken back after all
-        # what a refused finish must leave as it is (a todo job may be
-        # fetched meanwhile; a job doing in a later attempt is held by a
-        # worker that waits for this try, and only heartbeats it)
-        row_sql = ("SELECT status::text, attempts, worker, result::text, error, finished_at, "
-                   "pending_parents FROM procq.jobs WHERE id = %s")
-        row_before = self.conn.execute(row_sql, (job,)).fetchone()
+        row_before = self.conn.execute(ROW_SQL, (job,)).fetchone()
         try:
             self.finish(job, attempt, 'succeeded')
             if ours:
@@ -328,7 +334,7 @@ class ExtWorker:
             if e.sqlstate == 'PQ001':
                 outcome = 'refused PQ001'
                 self.c['stale_refused'] += 1
-                row_after = self.conn.execute(row_sql, (job,)).fetchone()
+                row_after = self.conn.execute(ROW_SQL, (job,)).fetchone()
                 if row_before[0] != 'todo' and row_after != row_before:
                     outcome = f'refused PQ001 but the job changed: {row_before} -> {row_after}'
             else:
@@ -441,11 +447,56 @@ class ExtWorker:
                     "WHERE job_id = %s AND attempt = %s", (ret, job, att[job]))
         return rows
 
+    def stall_batch(self, rows, st):
+        """A batch with a stalling job: the whole batch stalls past its lease;
+        then finish_jobs of all of it, fenced, must be refused with PQ001 (all
+        or nothing) and change nothing; then each job alone (each PQ001)."""
+        job, attempt, _, lease_expires, now = st
+        self.c['stalls'] += 1
+        self.c['batch_stalls'] = self.c.get('batch_stalls', 0) + 1
+        self.c['fetched'] += len(rows)
+        self.conn.execute("SELECT set_config('application_name', %s, false)", (f'soak-stall-{self.n}',))
+        time.sleep(max(0.0, (lease_expires - now).total_seconds()) + 0.3)
+        self.conn.execute("SELECT procq.recover_stalled()")
+        state = self.wait_taken(job, attempt)
+        before = f'{state[0]} attempt {state[1]} (finish_jobs of {len(rows)})'
+        ours = state[0] == 'doing' and state[1] == attempt
+        row_before = self.conn.execute(ROW_SQL, (job,)).fetchone()
+        items = [(r[0], r[1]) for r in rows]
+        try:
+            self.finish_group(items, 'succeeded')
+            outcome = 'not stale: never taken back' if ours else 'accepted'
+            if not ours:
+                self.c['stale_accepted'] += 1
+        except psycopg.Error as e:
+            if lost(e, self.conn):
+                raise
+            if e.sqlstate == 'PQ001':
+                outcome = 'refused PQ001'
+                self.c['stale_refused'] += 1
+                row_after = self.conn.execute(ROW_SQL, (job,)).fetchone()
+                if row_before[0] != 'todo' and row_after != row_before:
+                    outcome = f'refused PQ001 but the job changed: {row_before} -> {row_after}'
+                # a worker told PQ001 by finish_jobs finishes each job alone
+                for j, a in items:
+                    if j != job:
+                        self.finish_planned(j, a, 'succeeded')
+            else:
+                outcome = f'error {e.sqlstate}: {str(e).splitlines()[0]}'
+                self.c['stale_other'] += 1
+        self.conn.execute("INSERT INTO public.stale_tries (job_id, attempt, worker, state_before, outcome) "
+                          "VALUES (%s, %s, %s, %s, %s)", (job, attempt, self.name, before, outcome))
+        self.conn.execute("SELECT set_config('application_name', %s, false)", (self.name,))
+
     def work_batch(self, rows):
         """A batch: the plain jobs finished with finish_jobs (one call per
         status; when one of them lost its lease, PQ001 for the call, and then
         each is finished alone), then the stalling and holding jobs one by
         one."""
+        stalls = [r for r in rows if r[2]['s'] and r[1] == 1]
+        if stalls:
+            self.stall_batch(rows, stalls[0])
+            return
         plain = [r for r in rows if not r[2]['s']]
         ms = max([r[2]['ms'] for r in plain] or [0])
         if ms:
@@ -1000,9 +1051,11 @@ class Driver:
         stale = self.q(conn, "SELECT count(*), count(*) FILTER (WHERE outcome = 'refused PQ001') "
                              "FROM public.stale_tries")[0]
         f['stale finishes tried'], f['stale finishes refused (PQ001)'] = stale
+        f['stale finishes tried through finish_jobs (a whole stalled batch)'] = conn.execute(
+            "SELECT count(*) FROM public.stale_tries WHERE state_before LIKE '%(finish_jobs of%'").fetchone()[0]
         f['stale finishes tried, by what the job was doing then'] = ', '.join(
             f'{n} {w}' for w, n in self.q(conn, """
-                SELECT CASE WHEN state_before LIKE 'doing attempt 1' THEN 'still doing in its attempt'
+                SELECT CASE WHEN state_before LIKE 'doing attempt 1%' THEN 'still doing in its attempt'
                             WHEN state_before LIKE 'doing%' THEN 'doing in a later attempt'
                             ELSE split_part(state_before, ' ', 1) END, count(*)
                   FROM public.stale_tries GROUP BY 1 ORDER BY 2 DESC""")) or 'none'
@@ -1056,7 +1109,7 @@ class Driver:
         if self.terminations == 0 and self.term_every > 0:
             self.fail('no external worker connection was terminated')
         for k in ('fetched', 'succeeded', 'failed', 'lost', 'retried_40', 'batch_finishes',
-                  'batch_fallbacks', 'reconnects', 'stalls',
+                  'batch_fallbacks', 'reconnects', 'stalls', 'batch_stalls',
                   'stale_refused', 'stale_accepted', 'stale_other', 'finish_errors',
                   'heartbeats', 'heartbeat_refused'):
             f[f'ext workers: {k}'] = self.ext.get(k, 0)
