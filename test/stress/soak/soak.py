@@ -742,7 +742,10 @@ class Driver:
             if not rows:
                 return False
             pid = self.rng.choice(rows)[0]
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False        # it exited meanwhile: try again
         self.killed_pids.append(pid)
         log(f'faults: SIGKILL procq worker {pid} ({len(self.killed_pids)} of {self.nkills})')
         return True
@@ -784,6 +787,8 @@ class Driver:
                         conn = None
                         time.sleep(0.5)
                         self.wait_server(f'the SIGKILL of worker {self.killed_pids[-1]}')
+                    else:
+                        time.sleep(0.2)
                     continue
                 if now >= next_term:
                     next_term = now + self.term_every
