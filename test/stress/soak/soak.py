@@ -618,7 +618,6 @@ class Driver:
         self.all_deferred = threading.Event()
         self.drained = threading.Event()
         self.thread_errors = []
-        self.server_down = threading.Lock()   # held while the driver restarts the server
 
     def fail(self, msg):
         self.failures.append(msg)
