@@ -165,6 +165,10 @@ pq_validate_spec(PQJobSpec *spec)
 				 errdetail("max_attempts was %d.", spec->max_attempts)));
 	require_not_empty(spec->lock, "lock");
 	require_not_empty(spec->queueing_lock, "queueing_lock");
+	pq_check_name_length(spec->task, "task");
+	pq_check_name_length(spec->queue, "queue");
+	pq_check_name_length(spec->lock, "lock");
+	pq_check_name_length(spec->queueing_lock, "queueing_lock");
 }
 
 /*

@@ -209,7 +209,7 @@ SELECT set_eq(
     ARRAY['procq.jobs_status_normalize()',
           'procq.jobs_row_check(text,text,procq.job_status,integer,integer,integer,boolean,boolean,'
           'timestamp with time zone,timestamp with time zone,timestamp with time zone,jsonb,'
-          'timestamp with time zone,text,bigint)'],
+          'timestamp with time zone,text,bigint,text)'],
     'only the per-row trigger and the row check have no settings (they run no SQL)');
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
