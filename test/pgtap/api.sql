@@ -406,8 +406,8 @@ SELECT throws_ok(format('SELECT procq.finish_job(NULL, %L)', 'succeeded'),
 
 -- purge
 SELECT throws_ok($$SELECT procq.purge(NULL)$$,
-    '22023', 'older_than must not be null',
-    'purge with a NULL older_than -> 22023');
+    '22004', 'older_than must not be null',
+    'purge with a NULL older_than -> 22004');
 SELECT throws_ok($$SELECT procq.purge('-1 day')$$,
     '22023', 'older_than must not be negative',
     'purge with a negative older_than -> 22023');
