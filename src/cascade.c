@@ -495,6 +495,15 @@ cmp_qlock_child(const void *a, const void *b)
 }
 
 /*
+ * cmp_cstring_ptr orders C strings (through pointers) for qsort and bsearch.
+ */
+static int
+cmp_cstring_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
  * filter_queueing_locks removes from *revive the children that must stay
  * cancelled because of their queueing_lock: at most one job per value may
  * be todo.  A value a todo job already holds keeps every such child
@@ -509,9 +518,9 @@ cmp_qlock_child(const void *a, const void *b)
 static void
 filter_queueing_locks(PQIdList *revive, QlockChild *kids, int nkids)
 {
-	PQIdList	kept = {0};
 	PQIdList	holders = {0};
 	PQIdList	stay = {0};
+	PQIdList	stay_holders = {0};
 	char	  **values = palloc(sizeof(char *) * nkids);
 	Datum	   *elems = palloc(sizeof(Datum) * nkids);
 	int			nvalues = 0;
@@ -537,11 +546,11 @@ filter_queueing_locks(PQIdList *revive, QlockChild *kids, int nkids)
 	for (int r = 0; r < nheld; r++)
 	{
 		char	   *value = pq_get_text(r, 1);
+		char	  **at = bsearch(&value, values, nvalues, sizeof(char *), cmp_cstring_ptr);
 		bool		isnull;
 
-		for (int i = 0; i < nvalues; i++)
-			if (strcmp(values[i], value) == 0)
-				holders.ids[i] = DatumGetInt64(pq_get_attr(r, 2, &isnull));
+		if (at != NULL)
+			holders.ids[at - values] = DatumGetInt64(pq_get_attr(r, 2, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
 
@@ -556,13 +565,13 @@ filter_queueing_locks(PQIdList *revive, QlockChild *kids, int nkids)
 			continue;
 		}
 		pq_idlist_add(&stay, kids[i].id);
-		pq_idlist_add(&kept, holders.ids[k]);
+		pq_idlist_add(&stay_holders, holders.ids[k]);
 	}
 	if (stay.n == 0)
 		return;
 
 	v[0] = pq_int8_array(stay.ids, stay.n);
-	v[1] = pq_int8_array(kept.ids, kept.n);
+	v[1] = pq_int8_array(stay_holders.ids, stay_holders.n);
 	(void) pq_exec(&stmt_keep_cancelled, v, NULL, 0);
 
 	/* the others come back, in their order */
