@@ -13,7 +13,7 @@
  *
  * Global state, reset at every transaction end: the queues to notify
  * (pending_list, in the order they were first named, and pending_hash,
- * the same entries by name), each with the subtransaction that named it,
+ * their names, once there are many), each with the subtransaction that named it,
  * so that a subtransaction that rolls back takes its notifications with it;
  * pending_newest, the newest such subtransaction; and wakeup_pending,
  * whether to wake the workers at commit.
@@ -36,11 +36,16 @@
 /* A queue to notify at commit, and the subtransaction that named it. */
 typedef struct PendingQueue
 {
-	char	   *queue;			/* hash key (the pointer; hashed by content) */
+	char	   *queue;
 	SubTransactionId subid;
 } PendingQueue;
 
-/* The queues of this transaction; both live in TopTransactionContext. */
+/*
+ * The queues of this transaction, in TopTransactionContext; the names of
+ * the list's entries are also in pending_hash (its entries are pointers to
+ * them) once there are more than PENDING_LIST_MAX.
+ */
+#define PENDING_LIST_MAX 16
 static HTAB *pending_hash = NULL;
 static List *pending_list = NIL;
 
@@ -52,7 +57,7 @@ static bool wakeup_pending = false;
 
 /*
  * queue_hash and queue_match hash and compare the keys of pending_hash,
- * pointers to queue names, by the names.
+ * pointers to queue names (those of the list's entries), by the names.
  */
 static uint32
 queue_hash(const void *key, Size keysize)
@@ -151,7 +156,8 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 				if (entry->subid == mySubid)
 				{
-					(void) hash_search(pending_hash, &entry->queue, HASH_REMOVE, NULL);
+					if (pending_hash != NULL)
+						(void) hash_search(pending_hash, &entry->queue, HASH_REMOVE, NULL);
 					pending_list = foreach_delete_current(pending_list, lc);
 				}
 			}
@@ -182,30 +188,47 @@ void
 pq_notify_ready(const char *queue)
 {
 	PendingQueue *entry;
-	bool		found;
+	MemoryContext old;
+	ListCell   *lc;
 
-	if (pending_hash == NULL)
+	/* most transactions name one queue or a few: a list is enough */
+	if (pending_hash != NULL)
+	{
+		if (hash_search(pending_hash, &queue, HASH_FIND, NULL) != NULL)
+			return;
+	}
+	else
+	{
+		foreach(lc, pending_list)
+			if (strcmp(((PendingQueue *) lfirst(lc))->queue, queue) == 0)
+				return;
+	}
+
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	entry = palloc(sizeof(PendingQueue));
+	entry->queue = pstrdup(queue);
+	entry->subid = GetCurrentSubTransactionId();
+	pending_list = lappend(pending_list, entry);
+	if (entry->subid > pending_newest)
+		pending_newest = entry->subid;
+
+	/* many: index them by name */
+	if (pending_hash == NULL && list_length(pending_list) > PENDING_LIST_MAX)
 	{
 		HASHCTL		ctl;
 
 		ctl.keysize = sizeof(char *);
-		ctl.entrysize = sizeof(PendingQueue);
+		ctl.entrysize = sizeof(char *);
 		ctl.hash = queue_hash;
 		ctl.match = queue_match;
 		ctl.hcxt = TopTransactionContext;
-		pending_hash = hash_create("procq notifications", 16, &ctl,
+		pending_hash = hash_create("procq notifications", 64, &ctl,
 								   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		foreach(lc, pending_list)
+			(void) hash_search(pending_hash, &((PendingQueue *) lfirst(lc))->queue,
+							   HASH_ENTER, NULL);
 	}
-	entry = hash_search(pending_hash, &queue, HASH_ENTER, &found);
-	if (!found)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-
-		entry->queue = pstrdup(queue);
-		entry->subid = GetCurrentSubTransactionId();
-		pending_list = lappend(pending_list, entry);
-		MemoryContextSwitchTo(old);
-		if (entry->subid > pending_newest)
-			pending_newest = entry->subid;
-	}
+	else if (pending_hash != NULL)
+		(void) hash_search(pending_hash, &entry->queue, HASH_ENTER, NULL);
+	MemoryContextSwitchTo(old);
 }

@@ -63,6 +63,27 @@ is($ret, 0, 'a plain transaction commits') or diag($err);
 is(notifications($out), 'plain,released',
 	'it notifies once per queue, not for a rolled-back subtransaction');
 
+# Many queues (past the point where procq indexes them by name), some
+# named again, some in a rolled-back subtransaction: each notified once, in
+# the order first named.
+my $many = join("\n", map { "SELECT procq.defer('t', queue => 'm$_');" } 1 .. 20);
+my $sub = join("\n", map { "SELECT procq.defer('t', queue => 'm$_');" } 5, 21 .. 40);
+($ret, $out, $err) = $node->psql('postgres', qq{
+LISTEN procq;
+BEGIN;
+$many
+SAVEPOINT s;
+$sub
+ROLLBACK TO SAVEPOINT s;
+SELECT procq.defer('t', queue => 'm41');
+SELECT procq.defer('t', queue => 'm3');
+COMMIT;
+SELECT 'after commit';
+}, on_error_stop => 1);
+is($ret, 0, 'a transaction with many queues commits') or diag($err);
+is(notifications($out), join(',', map { "m$_" } 1 .. 20, 41),
+	'each queue is notified once, in order, none of the rolled-back subtransaction');
+
 # The finish of a parent and a retry, prepared: the children become ready
 # at COMMIT PREPARED.
 sql($node, q{
