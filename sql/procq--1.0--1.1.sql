@@ -247,3 +247,66 @@ $$;
 DROP FUNCTION procq.finish_job(bigint, procq.job_status, jsonb, text);
 DROP FUNCTION procq.heartbeat(bigint);
 DROP FUNCTION procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[]);
+-- issue 8, bounds: task, queue, lock and queueing_lock of at most 255
+-- characters (and a handler's task), checked by jobs_row_valid and
+-- handlers_task_length.
+------------------------------------------------------------------------------
+
+-- procq 1.0 accepted longer names.  The update does not shorten them (a
+-- lock or queueing_lock cut short could merge two values into one), nor
+-- drop them: it stops with an error naming the rows, and the DBA deletes or
+-- renames them and runs ALTER EXTENSION procq UPDATE again (README, "Bounded
+-- input").
+DO $$
+DECLARE
+    n bigint;
+    example bigint;
+    handler text;
+BEGIN
+    SELECT count(*), min(id) INTO n, example FROM procq.jobs
+    WHERE pg_catalog.length(task) > 255 OR pg_catalog.length(queue) > 255
+       OR pg_catalog.length(lock) > 255 OR pg_catalog.length(queueing_lock) > 255;
+    IF n > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'string_data_right_truncation',
+            MESSAGE = pg_catalog.format('procq 1.1 allows at most 255 characters in task, queue, '
+                                        'lock and queueing_lock, and %s jobs have more', n),
+            DETAIL = pg_catalog.format('Job %s is one of them.', example),
+            HINT = 'Delete those jobs, or give them shorter names with UPDATE procq.jobs, '
+                   'then run ALTER EXTENSION procq UPDATE again.';
+    END IF;
+    SELECT count(*), min(task) INTO n, handler FROM procq.handlers
+    WHERE pg_catalog.length(task) > 255;
+    IF n > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'string_data_right_truncation',
+            MESSAGE = pg_catalog.format('procq 1.1 allows at most 255 characters in a handler''s '
+                                        'task, and %s handlers have more', n),
+            DETAIL = pg_catalog.format('The handler of task "%s..." is one of them.',
+                                       pg_catalog.left(handler, 40)),
+            HINT = 'Remove them with procq.unregister_handler, '
+                   'then run ALTER EXTENSION procq UPDATE again.';
+    END IF;
+END
+$$;
+
+ALTER TABLE procq.jobs DROP CONSTRAINT jobs_row_valid;
+DROP FUNCTION procq.jobs_row_check(text, text, procq.job_status, integer, integer,
+    integer, boolean, boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz,
+    text, bigint);
+CREATE FUNCTION procq.jobs_row_check(
+    task text, queue text, status procq.job_status, attempts integer,
+    max_attempts integer, pending_parents integer, lock_blocked boolean,
+    delayed boolean, started_at timestamptz, lease_expires_at timestamptz,
+    finished_at timestamptz, result jsonb, scheduled_at timestamptz,
+    lock text, cancelled_by bigint, queueing_lock text)
+RETURNS boolean
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'procq_jobs_row_check';
+REVOKE ALL ON FUNCTION procq.jobs_row_check(text, text, procq.job_status, integer, integer,
+    integer, boolean, boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz,
+    text, bigint, text) FROM PUBLIC;
+ALTER TABLE procq.jobs ADD CONSTRAINT jobs_row_valid CHECK (procq.jobs_row_check(
+    task, queue, status, attempts, max_attempts, pending_parents,
+    lock_blocked, delayed, started_at, lease_expires_at, finished_at,
+    result, scheduled_at, lock, cancelled_by, queueing_lock));
+ALTER TABLE procq.handlers
+    ADD CONSTRAINT handlers_task_length CHECK (pg_catalog.length(task) <= 255);

@@ -20,7 +20,10 @@ COMMENT ON TYPE procq.job_status IS
 -- jobs_row_valid (src/jobs.c).  One C call replaces the 13 CHECK constraints
 -- of procq 1.0, which PostgreSQL read and compiled again for every INSERT
 -- and UPDATE statement; a violation still fails with SQLSTATE 23514 and
--- names the invariant as its 1.0 constraint did.  Like any CHECK constraint
+-- names the invariant as its 1.0 constraint did.  It also limits task,
+-- queue, lock and queueing_lock to 255 characters (issue 8): they go into
+-- btree indexes and the queue into NOTIFY payloads, and a longer name would
+-- fail in the transaction of whoever makes the job ready.  Like any CHECK constraint
 -- (and unlike a trigger) it cannot be turned off.  No SET clause: it runs
 -- no SQL, and a SET would cost a setting change per row.
 CREATE FUNCTION procq.jobs_row_check(
@@ -28,7 +31,7 @@ CREATE FUNCTION procq.jobs_row_check(
     max_attempts integer, pending_parents integer, lock_blocked boolean,
     delayed boolean, started_at timestamptz, lease_expires_at timestamptz,
     finished_at timestamptz, result jsonb, scheduled_at timestamptz,
-    lock text, cancelled_by bigint)
+    lock text, cancelled_by bigint, queueing_lock text)
 RETURNS boolean
 LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'procq_jobs_row_check';
@@ -67,12 +70,13 @@ CREATE TABLE procq.jobs (
     -- jobs_pending_parents_not_negative, jobs_doing_is_runnable,
     -- jobs_finished_iff_final, jobs_result_only_on_success,
     -- jobs_delayed_needs_schedule, jobs_lock_blocked_needs_lock,
-    -- jobs_lease_only_when_doing, jobs_cancelled_by_only_when_cancelled
-    -- (see procq_jobs_row_check in src/jobs.c)
+    -- jobs_lease_only_when_doing, jobs_cancelled_by_only_when_cancelled,
+    -- jobs_task_length, jobs_queue_length, jobs_lock_length,
+    -- jobs_queueing_lock_length (see procq_jobs_row_check in src/jobs.c)
     CONSTRAINT jobs_row_valid CHECK (procq.jobs_row_check(
         task, queue, status, attempts, max_attempts, pending_parents,
         lock_blocked, delayed, started_at, lease_expires_at, finished_at,
-        result, scheduled_at, lock, cancelled_by))
+        result, scheduled_at, lock, cancelled_by, queueing_lock))
 );
 
 COMMENT ON TABLE procq.jobs IS 'procq jobs; create them with procq.defer or procq.defer_workflow';
@@ -137,7 +141,9 @@ CREATE TABLE procq.handlers (
     registered_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT handlers_kind CHECK (kind IN ('sql', 'shell')),
     CONSTRAINT handlers_command_not_empty CHECK (command <> ''),
-    CONSTRAINT handlers_timeout_positive CHECK (timeout > interval '0')
+    CONSTRAINT handlers_timeout_positive CHECK (timeout > interval '0'),
+    -- issue 8, bounds: a task name is at most 255 characters, as in procq.jobs
+    CONSTRAINT handlers_task_length CHECK (pg_catalog.length(task) <= 255)
 );
 COMMENT ON TABLE procq.handlers IS
     'background workers run jobs of these tasks; register with procq.register_handler';
@@ -433,6 +439,6 @@ REVOKE ALL ON FUNCTION
     procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[]),
     procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text),
     procq.jobs_row_check(text, text, procq.job_status, integer, integer, integer, boolean,
-        boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint)
+        boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint, text)
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

@@ -8,9 +8,11 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 
 #include "args.h"
+#include "procq.h"
 
 /*
  * pq_require_arg raises an error when argument argno of the call is NULL.
@@ -22,6 +24,30 @@ pq_require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * pq_check_name_length refuses a task, queue, lock or queueing_lock (name
+ * says which) longer than PQ_NAME_MAX_CHARS characters; NULL passes.
+ * Counting characters is only needed when there are more bytes than that.
+ */
+void
+pq_check_name_length(text *value, const char *name)
+{
+	int			nbytes;
+	int			nchars;
+
+	if (value == NULL)
+		return;
+	nbytes = VARSIZE_ANY_EXHDR(value);
+	if (nbytes <= PQ_NAME_MAX_CHARS)
+		return;
+	nchars = pg_mbstrlen_with_len(VARDATA_ANY(value), nbytes);
+	if (nchars > PQ_NAME_MAX_CHARS)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s must be at most %d characters long", name, PQ_NAME_MAX_CHARS),
+				 errdetail("It has %d characters.", nchars)));
 }
 
 /*

@@ -21,6 +21,7 @@ typedef struct PQIdList
 } PQIdList;
 
 extern void pq_require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+extern void pq_check_name_length(text *value, const char *name);
 extern void pq_idlist_add(PQIdList *list, int64 id);
 extern Datum pq_int8_array(const int64 *ids, int n);
 extern int64 *pq_sort_unique_ids(int64 *ids, int *n);

@@ -86,10 +86,13 @@ static PQStatement stmt_lock_parents_of = PQ_STATEMENT(
 	" WHERE d.job_id = ANY($1))) ORDER BY p.id FOR SHARE",
 	1, INT8ARRAYOID);
 
+/* in id order: of two sharing a queueing_lock, the first may come back */
 static PQStatement stmt_revive_candidates = PQ_STATEMENT(
 	"SELECT s.id, s.blame,"
-	" (SELECT p.status::text FROM procq.jobs p WHERE p.id = s.blame)"
-	" FROM (SELECT j.id, (SELECT d.depends_on FROM procq.job_dependencies d"
+	" (SELECT p.status::text FROM procq.jobs p WHERE p.id = s.blame),"
+	" s.queueing_lock"
+	" FROM (SELECT j.id, j.queueing_lock,"
+	"  (SELECT d.depends_on FROM procq.job_dependencies d"
 	"   WHERE d.job_id = j.id AND (SELECT p.status FROM procq.jobs p"
 	"    WHERE p.id = d.depends_on) IN ('failed', 'cancelled')"
 	"   ORDER BY d.depends_on LIMIT 1) AS blame"
@@ -97,10 +100,22 @@ static PQStatement stmt_revive_candidates = PQ_STATEMENT(
 	"  JOIN unnest($1::bigint[], $2::bigint[]) AS c(child, parent)"
 	"   ON j.id = c.child"
 	"  WHERE j.id = ANY($1) AND j.status = 'cancelled'"
-	"  AND j.cancelled_by = c.parent"
-	/* one whose queueing_lock another job holds stays cancelled */
-	"  AND NOT EXISTS (SELECT 1 FROM procq.jobs q WHERE q.status = 'todo'"
-	"   AND q.queueing_lock = j.queueing_lock)) s",
+	"  AND j.cancelled_by = c.parent) s"
+	" ORDER BY s.id",
+	2, INT8ARRAYOID, INT8ARRAYOID);
+
+static PQStatement stmt_queueing_holders = PQ_STATEMENT(
+	"SELECT queueing_lock, id FROM procq.jobs"
+	" WHERE queueing_lock = ANY ($1) AND status = 'todo'",
+	1, TEXTARRAYOID);
+
+/* children that stay cancelled because another job holds their queueing_lock */
+static PQStatement stmt_keep_cancelled = PQ_STATEMENT(
+	"UPDATE procq.jobs j SET error = format('not requeued with parent job %s:"
+	" job %s already waits with queueing_lock \"%s\"',"
+	"  j.cancelled_by, c.holder, j.queueing_lock)"
+	" FROM unnest($1::bigint[], $2::bigint[]) AS c(id, holder)"
+	" WHERE j.id = ANY($1) AND j.id = c.id",
 	2, INT8ARRAYOID, INT8ARRAYOID);
 
 static PQStatement stmt_revive = PQ_STATEMENT(
@@ -457,11 +472,126 @@ reblame(PQIdList *blamed, PQIdList *blame, List *hows)
 	pq_exec(&stmt_reblame, r, NULL, 0);
 }
 
+/* A child about to come back to todo that has a queueing_lock. */
+typedef struct QlockChild
+{
+	char	   *qlock;
+	int64		id;
+} QlockChild;
+
+/*
+ * cmp_qlock_child orders QlockChild entries by queueing_lock, then id.
+ */
+static int
+cmp_qlock_child(const void *a, const void *b)
+{
+	const QlockChild *x = (const QlockChild *) a;
+	const QlockChild *y = (const QlockChild *) b;
+	int			c = strcmp(x->qlock, y->qlock);
+
+	if (c != 0)
+		return c;
+	return x->id < y->id ? -1 : x->id > y->id ? 1 : 0;
+}
+
+/*
+ * cmp_cstring_ptr orders C strings (through pointers) for qsort and bsearch.
+ */
+static int
+cmp_cstring_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * filter_queueing_locks removes from *revive the children that must stay
+ * cancelled because of their queueing_lock: at most one job per value may
+ * be todo.  A value a todo job already holds keeps every such child
+ * cancelled; otherwise the child with the lowest id takes it, and the
+ * others stay.  Each that stays gets an error naming the holder; a retry
+ * thus never fails on the unique index, and never puts two jobs with one
+ * queueing_lock into todo.  The queueing locks' advisory locks are taken
+ * first (in value order), as defer and finish_job do, so that the holders
+ * read are still the holders when the children come back (a defer of the
+ * same value that is not committed yet is waited for, and then seen).
+ */
+static void
+filter_queueing_locks(PQIdList *revive, QlockChild *kids, int nkids)
+{
+	PQIdList	holders = {0};
+	PQIdList	stay = {0};
+	PQIdList	stay_holders = {0};
+	char	  **values = palloc(sizeof(char *) * nkids);
+	Datum	   *elems = palloc(sizeof(Datum) * nkids);
+	int			nvalues = 0;
+	int			nheld;
+	Datum		v[2];
+
+	qsort(kids, nkids, sizeof(QlockChild), cmp_qlock_child);
+	for (int i = 0; i < nkids; i++)
+		if (nvalues == 0 || strcmp(values[nvalues - 1], kids[i].qlock) != 0)
+		{
+			values[nvalues] = kids[i].qlock;
+			elems[nvalues++] = CStringGetTextDatum(kids[i].qlock);
+		}
+	for (int i = 0; i < nvalues; i++)
+		(void) pq_lock_queueing_key(values[i], false);
+
+	/* holders[i]: the todo job holding values[i], or 0 */
+	v[0] = PointerGetDatum(construct_array(elems, nvalues, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+	for (int i = 0; i < nvalues; i++)
+		pq_idlist_add(&holders, 0);
+	nheld = pq_exec(&stmt_queueing_holders, v, NULL, 0);
+	for (int r = 0; r < nheld; r++)
+	{
+		char	   *value = pq_get_text(r, 1);
+		char	  **at = bsearch(&value, values, nvalues, sizeof(char *), cmp_cstring_ptr);
+		bool		isnull;
+
+		if (at != NULL)
+			holders.ids[at - values] = DatumGetInt64(pq_get_attr(r, 2, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* per value, in id order: the first comes back unless it is held */
+	for (int i = 0, k = 0; i < nkids; i++)
+	{
+		while (strcmp(values[k], kids[i].qlock) != 0)
+			k++;
+		if (holders.ids[k] == 0)
+		{
+			holders.ids[k] = kids[i].id;
+			continue;
+		}
+		pq_idlist_add(&stay, kids[i].id);
+		pq_idlist_add(&stay_holders, holders.ids[k]);
+	}
+	if (stay.n == 0)
+		return;
+
+	v[0] = pq_int8_array(stay.ids, stay.n);
+	v[1] = pq_int8_array(stay_holders.ids, stay_holders.n);
+	(void) pq_exec(&stmt_keep_cancelled, v, NULL, 0);
+
+	/* the others come back, in their order */
+	{
+		int			out = 0;
+
+		qsort(stay.ids, stay.n, sizeof(int64), cmp_int64);
+		for (int i = 0; i < revive->n; i++)
+			if (bsearch(&revive->ids[i], stay.ids, stay.n, sizeof(int64), cmp_int64) == NULL)
+				revive->ids[out++] = revive->ids[i];
+		revive->n = out;
+	}
+}
+
 /*
  * revive_level handles one level of pq_revive_descendants: of the children
  * (and their parents: two parallel bigint[] Datums) that were cancelled
  * through the frontier, those without another failed or cancelled parent
- * go back to todo and are added to *next; the others are reblamed.  Their
+ * go back to todo and are added to *next, unless their queueing_lock keeps
+ * them cancelled (filter_queueing_locks); the others are reblamed.  Their
  * lock queues are added to *locks.
  */
 static void
@@ -471,6 +601,8 @@ revive_level(Datum *v, PQIdList *next, List **locks)
 	PQIdList	blamed = {0};
 	PQIdList	blame = {0};
 	List	   *hows = NIL;
+	QlockChild *qkids = NULL;
+	int			nqkids = 0;
 	int			n;
 
 	/*
@@ -488,7 +620,18 @@ revive_level(Datum *v, PQIdList *next, List **locks)
 		Datum		parent = pq_get_attr(i, 2, &isnull);
 
 		if (isnull)
+		{
+			char	   *qlock = pq_get_text(i, 4);
+
 			pq_idlist_add(&revive, id);
+			if (qlock != NULL)
+			{
+				if (qkids == NULL)
+					qkids = palloc(sizeof(QlockChild) * n);
+				qkids[nqkids].qlock = qlock;
+				qkids[nqkids++].id = id;
+			}
+		}
 		else
 		{
 			pq_idlist_add(&blamed, id);
@@ -501,6 +644,8 @@ revive_level(Datum *v, PQIdList *next, List **locks)
 
 	if (blamed.n > 0)
 		reblame(&blamed, &blame, hows);
+	if (nqkids > 0)
+		filter_queueing_locks(&revive, qkids, nqkids);
 
 	if (revive.n > 0)
 	{

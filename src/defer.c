@@ -122,6 +122,14 @@ static PQStatement stmt_insert_batch_deps = PQ_STATEMENT(
 	" SELECT c, p FROM unnest($1::bigint[], $2::bigint[]) AS e(c, p)",
 	2, INT8ARRAYOID, INT8ARRAYOID);
 
+/*
+ * The most dependency rows one call may insert.  Each costs a row lock on
+ * its parent, a foreign key check and memory for the call's arrays, so a
+ * call stays within memory and finishes; and counting them first keeps a
+ * fan-out of many jobs over many parents from overflowing an int.
+ */
+#define PQ_MAX_DEPENDENCIES_PER_CALL 1000000
+
 /* What the parents of a job to insert say about it. */
 typedef struct ParentCheck
 {
@@ -165,6 +173,10 @@ pq_validate_spec(PQJobSpec *spec)
 				 errdetail("max_attempts was %d.", spec->max_attempts)));
 	require_not_empty(spec->lock, "lock");
 	require_not_empty(spec->queueing_lock, "queueing_lock");
+	pq_check_name_length(spec->task, "task");
+	pq_check_name_length(spec->queue, "queue");
+	pq_check_name_length(spec->lock, "lock");
+	pq_check_name_length(spec->queueing_lock, "queueing_lock");
 }
 
 /*
@@ -214,6 +226,24 @@ check_parents(PQJobSpec *spec, Datum parents_array)
 }
 
 /*
+ * check_dependency_count refuses a call that would insert more than
+ * PQ_MAX_DEPENDENCIES_PER_CALL dependency rows (count: how many parents its
+ * jobs name, in all), before anything is locked or inserted.
+ */
+static void
+check_dependency_count(int64 count)
+{
+	if (count > PQ_MAX_DEPENDENCIES_PER_CALL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a call may insert at most %d dependency rows",
+						PQ_MAX_DEPENDENCIES_PER_CALL),
+				 errdetail("Its jobs name %lld parents in all.", (long long) count),
+				 errhint("Defer the jobs in several calls, or let them depend on one job that "
+						 "depends on all the parents.")));
+}
+
+/*
  * queueing_lock_taken reports that another todo job holds the queueing
  * lock of a job that was about to be inserted.
  */
@@ -247,6 +277,8 @@ pq_defer_job(PQJobSpec *spec)
 	int64		job_id;
 	bool		isnull;
 	bool		ready;
+
+	check_dependency_count(spec->nparents);
 
 	/* The lock queue's advisory lock comes before any row lock. */
 	if (spec->lock != NULL)
@@ -497,6 +529,7 @@ cstring_array(char **vals, int n)
 static FoundParent *
 find_parents(PQBatchJob *jobs, int n, int *nfound)
 {
+	/* at most PQ_MAX_DEPENDENCIES_PER_CALL in all (check_dependency_count) */
 	int			total = 0;
 	int64	   *ids;
 	FoundParent *found;
@@ -588,6 +621,13 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 	*current = -1;
 	if (n == 0)
 		return;
+	{
+		int64		count = 0;
+
+		for (int i = 0; i < n; i++)
+			count += (int64) jobs[i].spec->nparents + jobs[i].nbatch_parents;
+		check_dependency_count(count);
+	}
 
 	/* advisory locks before any row lock, in a fixed order */
 	for (int i = 0; i < nlocks; i++)

@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "args.h"
 #include "shell.h"
 #include "spi_exec.h"
 
@@ -104,6 +105,7 @@ check_handler_args(FunctionCallInfo fcinfo, text *task, const char *kind,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("task must not be empty")));
+	pq_check_name_length(task, "task");
 	if (strcmp(kind, "sql") != 0 && strcmp(kind, "shell") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

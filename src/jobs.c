@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
@@ -144,7 +145,10 @@ enum
 	CHECK_RESULT,
 	CHECK_SCHEDULED_AT,
 	CHECK_LOCK,
-	CHECK_CANCELLED_BY
+	CHECK_CANCELLED_BY,
+	CHECK_QUEUEING_LOCK			/* since issue 8; absent from the 15-argument
+								 * declaration the 1.0 -> 1.1 update passes
+								 * through */
 };
 
 /*
@@ -162,6 +166,23 @@ invariant_broken(const char *name)
 }
 
 /*
+ * name_too_long says whether argument argno (a text, NULL passes) has more
+ * than PQ_NAME_MAX_CHARS characters; counting them is only needed when it
+ * has more bytes than that.
+ */
+static bool
+name_too_long(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *value;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return false;
+	value = PG_GETARG_TEXT_PP(argno);
+	return VARSIZE_ANY_EXHDR(value) > PQ_NAME_MAX_CHARS &&
+		pg_mbstrlen_with_len(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)) > PQ_NAME_MAX_CHARS;
+}
+
+/*
  * procq.jobs_row_check(task, queue, status, ...): the invariants of a row
  * of procq.jobs, checked by its one CHECK constraint jobs_row_valid.
  *
@@ -171,7 +192,9 @@ invariant_broken(const char *name)
  * function costs a fraction of that, and a CHECK constraint, unlike a
  * trigger, cannot be disabled: a DBA cannot write an impossible row.
  * Every invariant returns the error of its procq 1.0 constraint, checked
- * in the same order (by name).  NULL in a NOT NULL column cannot reach us
+ * in the same order (by name); the length limits of task, queue, lock and
+ * queueing_lock (PQ_NAME_MAX_CHARS, issue 8) are invariants of their own.
+ * NULL in a NOT NULL column cannot reach us
  * (NOT NULL is checked first); as in SQL, it would pass.
  */
 PG_FUNCTION_INFO_V1(procq_jobs_row_check);
@@ -226,6 +249,13 @@ procq_jobs_row_check(PG_FUNCTION_ARGS)
 	int32		attempts;
 	int32		max_attempts;
 
+	/*
+	 * The length limits come with the 16-argument declaration; the
+	 * 1.0 -> 1.1 update validates the table with the 15-argument one first,
+	 * and checks the lengths itself before it declares this one.
+	 */
+	bool		names_checked = PG_NARGS() > CHECK_QUEUEING_LOCK;
+
 	for (int i = CHECK_TASK; i <= CHECK_DELAYED; i++)
 		if (PG_ARGISNULL(i))
 			PG_RETURN_BOOL(true);
@@ -255,14 +285,22 @@ procq_jobs_row_check(PG_FUNCTION_ARGS)
 		invariant_broken("jobs_lease_only_when_doing");
 	if (PG_GETARG_BOOL(CHECK_LOCK_BLOCKED) && !(todo && !PG_ARGISNULL(CHECK_LOCK)))
 		invariant_broken("jobs_lock_blocked_needs_lock");
+	if (names_checked && name_too_long(fcinfo, CHECK_LOCK))
+		invariant_broken("jobs_lock_length");
 	if (max_attempts < 1)
 		invariant_broken("jobs_max_attempts_positive");
 	if (PG_GETARG_INT32(CHECK_PENDING_PARENTS) < 0)
 		invariant_broken("jobs_pending_parents_not_negative");
+	if (names_checked && name_too_long(fcinfo, CHECK_QUEUE))
+		invariant_broken("jobs_queue_length");
 	if (VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(CHECK_QUEUE)) == 0)
 		invariant_broken("jobs_queue_not_empty");
+	if (names_checked && name_too_long(fcinfo, CHECK_QUEUEING_LOCK))
+		invariant_broken("jobs_queueing_lock_length");
 	if (!PG_ARGISNULL(CHECK_RESULT) && status != oids->succeeded)
 		invariant_broken("jobs_result_only_on_success");
+	if (names_checked && name_too_long(fcinfo, CHECK_TASK))
+		invariant_broken("jobs_task_length");
 	if (VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(CHECK_TASK)) == 0)
 		invariant_broken("jobs_task_not_empty");
 	if (todo && attempts >= max_attempts)

@@ -16,8 +16,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -171,13 +169,21 @@ lock_queue_of(int64 job_id)
 /*
  * pq_retry_delay_seconds is the backoff before the attempt that follows
  * attempt number attempts: procq.retry_delay doubled per attempt made,
- * at most procq.retry_delay_max.  (finish_jobs uses it too.)
+ * at most procq.retry_delay_max.  (finish_jobs and the background workers
+ * use it too.)  A delay of 0 stays 0 however many attempts were made, and
+ * the doubling stops once it passes the maximum: 2^(attempts - 1) is
+ * infinite in a double from 1,025 attempts on, and 0 x infinity is not 0.
  */
 double
 pq_retry_delay_seconds(int attempts)
 {
-	double		delay = pq_retry_delay * pow(2.0, Max(attempts - 1, 0));
+	double		delay = pq_retry_delay;
+	int			doublings = Max(attempts - 1, 0);
 
+	if (pq_retry_delay <= 0 || pq_retry_delay_max <= 0)
+		return 0;
+	while (doublings-- > 0 && delay < pq_retry_delay_max)
+		delay *= 2;
 	return Min(delay, (double) pq_retry_delay_max);
 }
 

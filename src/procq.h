@@ -47,4 +47,14 @@
  */
 #define PQ_ABORTED_ERROR "aborted by procq.cancel_job"
 
+/*
+ * The most characters a job's task, queue, lock or queueing_lock (and a
+ * handler's task) may have.  They go into btree indexes and the queue into
+ * NOTIFY payloads: a longer name would fail later, in the transaction of
+ * whoever makes the job ready.  255 characters are at most 1,020 bytes,
+ * well within both limits.  The CHECK constraints of procq.jobs and
+ * procq.handlers say the same in SQL.
+ */
+#define PQ_NAME_MAX_CHARS 255
+
 #endif							/* PROCQ_H */

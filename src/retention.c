@@ -202,7 +202,7 @@ procq_purge(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("older_than must not be null"),
 				 errhint("Pass interval '0' to purge every finished job that no job depends on.")));
 	older_than = PG_GETARG_INTERVAL_P(0);

@@ -39,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "lifecycle.h"
 #include "locks.h"
 #include "procq.h"
 #include "shmem.h"
@@ -244,19 +245,6 @@ pq_claim_jobs(const char *kind, int n, int lease_seconds, PQWorkerJob **jobs,
 }
 
 /*
- * retry_delay_seconds is the backoff before the attempt that follows
- * attempt number attempts, as finish_job computes it: procq.retry_delay
- * doubled per attempt made, at most procq.retry_delay_max.
- */
-static double
-retry_delay_seconds(int attempts)
-{
-	double		delay = pq_retry_delay * pow(2.0, Max(attempts - 1, 0));
-
-	return Min(delay, (double) pq_retry_delay_max);
-}
-
-/*
  * compare_text_ptrs orders lock values, so that a batch takes its lock
  * queues' procq locks in one order.
  */
@@ -330,7 +318,7 @@ pq_record_outcomes(PQWorkerJob *jobs, int n)
 			else
 			{
 				status = "todo";
-				delay = retry_delay_seconds(job->attempts);
+				delay = pq_retry_delay_seconds(job->attempts);
 			}
 		}
 		ids[m] = Int64GetDatum(job->id);

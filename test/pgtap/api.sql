@@ -216,7 +216,7 @@ SELECT set_eq(
     ARRAY['procq.jobs_status_normalize()',
           'procq.jobs_row_check(text,text,procq.job_status,integer,integer,integer,boolean,boolean,'
           'timestamp with time zone,timestamp with time zone,timestamp with time zone,jsonb,'
-          'timestamp with time zone,text,bigint)'],
+          'timestamp with time zone,text,bigint,text)'],
     'only the per-row trigger and the row check have no settings (they run no SQL)');
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
@@ -413,8 +413,8 @@ SELECT throws_ok(format('SELECT procq.finish_job(NULL, %L)', 'succeeded'),
 
 -- purge
 SELECT throws_ok($$SELECT procq.purge(NULL)$$,
-    '22023', 'older_than must not be null',
-    'purge with a NULL older_than -> 22023');
+    '22004', 'older_than must not be null',
+    'purge with a NULL older_than -> 22004');
 SELECT throws_ok($$SELECT procq.purge('-1 day')$$,
     '22023', 'older_than must not be negative',
     'purge with a negative older_than -> 22023');

@@ -324,7 +324,7 @@ SELECT results_eq(
       FROM pg_constraint WHERE conrelid = 'procq.jobs'::regclass AND contype = 'c'$$,
     $$VALUES ('jobs_row_valid', 'CHECK (procq.jobs_row_check(task, queue, status, attempts, '
               'max_attempts, pending_parents, lock_blocked, delayed, started_at, lease_expires_at, '
-              'finished_at, result, scheduled_at, lock, cancelled_by))')$$,
+              'finished_at, result, scheduled_at, lock, cancelled_by, queueing_lock))')$$,
     'procq.jobs has one CHECK constraint, jobs_row_valid, over every invariant of a row');
 SELECT throws_ok(
     $$INSERT INTO procq.jobs (id, task) VALUES (1000000, 't')$$,

@@ -150,7 +150,8 @@ SELECT id, status FROM procq.jobs ORDER BY id;
 
 -- A cancelled descendant whose queueing_lock another todo job now holds
 -- is not requeued by retry_job (it would be a second todo job with that
--- queueing_lock): it stays cancelled, and the retry itself succeeds.
+-- queueing_lock): it stays cancelled, with an error naming the holder, and
+-- the retry itself succeeds (test/sql/retry_queueing_lock.sql has more).
 SET client_min_messages = warning;
 DROP EXTENSION procq CASCADE;
 CREATE EXTENSION procq;
