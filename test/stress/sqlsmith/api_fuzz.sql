@@ -43,7 +43,8 @@ DECLARE
                            '[{"key": "a", "task": "noop", "bogus": 1}]',
                            '[{"key": "", "task": ""}]',
                            '{"key": "a", "task": "noop"}'];
-    statuses text[] := ARRAY[NULL, 'todo', 'doing', 'succeeded', 'failed', 'cancelled'];
+    statuses text[] := ARRAY[NULL, 'todo', 'doing', 'succeeded', 'failed', 'cancelled',
+                             'succeeded', 'failed', 'succeeded'];
     stamps timestamptz[] := ARRAY[NULL, 'infinity', '-infinity', now(), now() + interval '1 hour',
                                   now() - interval '1 hour', '2000-01-01', '294276-12-31 23:59:59+00'];
     intervals interval[] := ARRAY[NULL, '0', '-1 second', '1 second', '1 day', '1000 years',
@@ -97,11 +98,12 @@ BEGIN
                 ints[1 + floor(random() * 10)::int], public.fuzz_texts(texts),
                 texts[1 + floor(random() * cardinality(texts))::int], public.fuzz_texts(texts))
             WHEN 'finish_job' THEN format('procq.finish_job(%L, %L, %L, %L)::text',
-                public.fuzz_id(maxid), statuses[1 + floor(random() * cardinality(statuses))::int],
+                CASE WHEN random() < 0.5 THEN public.fuzz_doing_id() ELSE public.fuzz_id(maxid) END, statuses[1 + floor(random() * cardinality(statuses))::int],
                 jsons[1 + floor(random() * cardinality(jsons))::int],
                 texts[1 + floor(random() * cardinality(texts))::int])
             WHEN 'finish_jobs' THEN format('(SELECT count(*) FROM procq.finish_jobs(%L, %L, %L, %L))',
-                public.fuzz_ids(maxid), statuses[1 + floor(random() * cardinality(statuses))::int],
+                CASE WHEN random() < 0.5 THEN ARRAY[public.fuzz_doing_id(), public.fuzz_doing_id()]
+                     ELSE public.fuzz_ids(maxid) END, statuses[1 + floor(random() * cardinality(statuses))::int],
                 CASE WHEN random() < 0.5 THEN NULL ELSE ARRAY(SELECT jsons[1 + floor(random() * cardinality(jsons))::int]
                     FROM generate_series(1, floor(random() * 4)::int)) END,
                 CASE WHEN random() < 0.5 THEN NULL ELSE ARRAY(SELECT texts[1 + floor(random() * cardinality(texts))::int]
@@ -110,7 +112,8 @@ BEGIN
                 public.fuzz_id(maxid), stamps[1 + floor(random() * cardinality(stamps))::int])
             WHEN 'cancel_job' THEN format('procq.cancel_job(%L, %L)::text',
                 public.fuzz_id(maxid), (ARRAY[NULL, false, true])[1 + floor(random() * 3)::int])
-            WHEN 'heartbeat' THEN format('procq.heartbeat(%L)::text', public.fuzz_id(maxid))
+            WHEN 'heartbeat' THEN format('procq.heartbeat(%L)::text',
+                CASE WHEN random() < 0.5 THEN public.fuzz_doing_id() ELSE public.fuzz_id(maxid) END)
             WHEN 'recover_stalled' THEN 'procq.recover_stalled()::text'
             WHEN 'parent_results' THEN format('procq.parent_results(%L)::text', public.fuzz_id(maxid))
             WHEN 'purge' THEN format('procq.purge(%L)::text',
@@ -148,6 +151,12 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(max(id), 1) FROM procq.jobs
 $$;
 
+-- fuzz_doing_id(): a doing job's id (or NULL), for finish and heartbeat.
+CREATE FUNCTION public.fuzz_doing_id() RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT id FROM procq.jobs WHERE status = 'doing' ORDER BY random() LIMIT 1
+$$;
+
 -- fuzz_id(maxid): a job id, existing most of the time.
 CREATE FUNCTION public.fuzz_id(maxid bigint) RETURNS bigint
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -178,5 +187,5 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
         ELSE ARRAY(SELECT pool[1 + floor(random() * cardinality(pool))::int]
                    FROM generate_series(1, 1 + floor(random() * 3)::int)) END
 $$;
-GRANT EXECUTE ON FUNCTION public.fuzz_maxid(), public.fuzz_id(bigint), public.fuzz_ids(bigint), public.fuzz_texts(text[]) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION public.fuzz_maxid(), public.fuzz_doing_id(), public.fuzz_id(bigint), public.fuzz_ids(bigint), public.fuzz_texts(text[]) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE public.procq_api_fuzz(integer, float8) TO PUBLIC;
