@@ -112,6 +112,18 @@ wait_waits($node, $offset);
 is(sql($node, q{SELECT rolsuper FROM pg_roles WHERE rolname = 'appowner'}),
 	'f', "after DROP EXTENSION, the look-alike's job did not run either");
 
+# A procq 1.0 that was installed into such a schema (its script did not
+# check) is not updated either.
+sql($node, 'CREATE DATABASE legacy OWNER appowner');
+sql($node, 'CREATE SCHEMA procq', db => 'legacy', user => 'appowner');
+sql($node, q{CREATE EXTENSION procq VERSION '1.0'}, db => 'legacy');
+($ret, $out, $err) = $node->psql('legacy', 'ALTER EXTENSION procq UPDATE',
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/ERROR:  42501: schema procq is owned by role appowner/,
+	'ALTER EXTENSION procq UPDATE refuses a schema procq a non-superuser owns');
+is(sql($node, q{SELECT extversion FROM pg_extension WHERE extname = 'procq'}, db => 'legacy'),
+	'1.0', 'and leaves procq at 1.0');
+
 # A schema procq created by a superuser beforehand is fine.
 sql($node, 'CREATE DATABASE other');
 sql($node, 'CREATE SCHEMA procq; CREATE EXTENSION procq', db => 'other');
