@@ -36,7 +36,7 @@ GRANT CREATE ON SCHEMA public TO regress_procq_mallory;
 CREATE SCHEMA evil AUTHORIZATION regress_procq_mallory;
 
 -- Each function of the extension pins search_path, with pg_temp last.
-SELECT p.oid::regprocedure AS function, p.proconfig
+SELECT p.proname AS function, p.proconfig
   FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
  WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'procq')
