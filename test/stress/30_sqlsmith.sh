@@ -26,8 +26,8 @@
 # default 5000), as the role and as the superuser: no crash, and no
 # internal error (SQLSTATE class XX) either.
 #
-# A crash leaves the cluster, its log and sqlsmith's output in a directory
-# that is printed (the server is stopped).
+# On failure, the server log and sqlsmith's output are kept in a directory
+# that is printed (the cluster itself is removed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/cluster.sh
