@@ -18,6 +18,7 @@ if [[ ${1:-} == bench ]]; then
 fi
 if [[ ${1:-} == stress ]]; then
     packages+=(python3-psycopg)
+    packages+=(sqlsmith)
 fi
 
 missing=()

@@ -310,3 +310,23 @@ ALTER TABLE procq.jobs ADD CONSTRAINT jobs_row_valid CHECK (procq.jobs_row_check
     result, scheduled_at, lock, cancelled_by, queueing_lock));
 ALTER TABLE procq.handlers
     ADD CONSTRAINT handlers_task_length CHECK (pg_catalog.length(task) <= 255);
+-- issue 8, hostile: refuse a schema procq that a non-superuser owns (see
+-- procq--1.1.sql; an installed 1.0 may be in one created beforehand)
+------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+    owner pg_catalog.text;
+BEGIN
+    SELECT r.rolname INTO owner
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'procq'::pg_catalog.name AND NOT r.rolsuper;
+    IF FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('schema procq is owned by role %s, which is not a superuser', owner),
+            DETAIL = 'Its owner could replace procq''s objects, which run as a superuser.',
+            HINT = 'Drop the schema, or give it to a superuser with ALTER SCHEMA procq OWNER TO, first.';
+    END IF;
+END
+$$;

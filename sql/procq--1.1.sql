@@ -12,6 +12,29 @@
 
 \echo Use "CREATE EXTENSION procq" to load this file. \quit
 
+-- issue 8, hostile: procq is installed only into a schema that a superuser
+-- owns (CREATE EXTENSION creates it so, or uses one created beforehand).  A
+-- schema procq that another role created first (one who may create schemas
+-- in the database) would let that role drop or rename procq's objects and
+-- put look-alikes in their place, which the C code would then use as the
+-- extension's, and the background workers run as a superuser.
+DO $$
+DECLARE
+    owner pg_catalog.text;
+BEGIN
+    SELECT r.rolname INTO owner
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'procq'::pg_catalog.name AND NOT r.rolsuper;
+    IF FOUND THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('schema procq is owned by role %s, which is not a superuser', owner),
+            DETAIL = 'Its owner could replace procq''s objects, which run as a superuser.',
+            HINT = 'Drop the schema, or give it to a superuser with ALTER SCHEMA procq OWNER TO, first.';
+    END IF;
+END
+$$;
+
 CREATE TYPE procq.job_status AS ENUM ('todo', 'doing', 'succeeded', 'failed', 'cancelled');
 COMMENT ON TYPE procq.job_status IS
     'todo: waiting or ready; doing: fetched by a worker; succeeded, failed, cancelled: final';

@@ -26,8 +26,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -48,11 +51,11 @@
 static Oid	pq_owner = InvalidOid;
 
 /*
- * pq_connect opens an SPI connection for an API function, trigger or
- * worker, and finds the role its internal statements run as.
+ * connect_and_find_owner opens an SPI connection, finds the role internal
+ * statements run as (the owner of procq.jobs) and returns procq.jobs.
  */
-void
-pq_connect(void)
+static Oid
+connect_and_find_owner(void)
 {
 	Oid			nspid;
 	Oid			relid;
@@ -74,6 +77,58 @@ pq_connect(void)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	pq_owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
+	return relid;
+}
+
+/*
+ * pq_connect opens an SPI connection for an API function or trigger, and
+ * finds the role its internal statements run as.  These are members of
+ * the extension, in its schema: "procq" names that schema.
+ */
+void
+pq_connect(void)
+{
+	(void) connect_and_find_owner();
+}
+
+/*
+ * pq_installed says whether procq.jobs, found by name, is the extension's
+ * own table (in a transaction).  A background worker, which runs as a
+ * superuser and runs handlers as the roles the jobs name, must not take
+ * a look-alike for it: a role that may create schemas in the database can
+ * create a schema procq with tables of procq's shape before the extension
+ * is installed, or after it was dropped.
+ */
+bool
+pq_installed(void)
+{
+	Oid			extid = get_extension_oid("procq", true);
+	Oid			nspid = get_namespace_oid("procq", true);
+	Oid			relid;
+
+	if (!OidIsValid(extid) || !OidIsValid(nspid))
+		return false;
+	relid = get_relname_relid("jobs", nspid);
+	return OidIsValid(relid) &&
+		getExtensionOfObject(RelationRelationId, relid) == extid;
+}
+
+/*
+ * pq_connect_worker is pq_connect for a background worker's transaction:
+ * it also makes sure that procq.jobs is the extension's (pq_installed),
+ * in the transaction that then uses it.
+ */
+void
+pq_connect_worker(void)
+{
+	Oid			relid = connect_and_find_owner();
+
+	if (getExtensionOfObject(RelationRelationId, relid) != get_extension_oid("procq", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("procq.jobs is not the table of extension procq"),
+				 errdetail("The procq workers run nothing in database \"%s\" until extension procq is installed there.",
+						   get_database_name(MyDatabaseId))));
 }
 
 /*

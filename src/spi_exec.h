@@ -49,6 +49,8 @@ typedef struct PQStatement
 	{(sql), (nargs), {__VA_ARGS__}, NULL, CURSOR_OPT_GENERIC_PLAN}
 
 extern void pq_connect(void);
+extern void pq_connect_worker(void);
+extern bool pq_installed(void);
 extern void pq_finish(void);
 extern int	pq_exec(PQStatement *stmt, Datum *values, const char *nulls, long count);
 extern Datum pq_get_attr(int row, int col, bool *isnull);

@@ -56,6 +56,7 @@
 #include "run_sql.h"
 #include "shell.h"
 #include "shmem.h"
+#include "spi_exec.h"
 #include "worker_xact.h"
 
 /* Entry point named in BackgroundWorker.bgw_function_name (launcher.c) */
@@ -131,7 +132,8 @@ release_slot(int code, Datum arg)
 
 /*
  * procq_installed says whether procq is installed in the worker's
- * database; the worker waits for it otherwise.
+ * database (the extension, not merely a schema named procq: see
+ * pq_installed); the worker waits for it otherwise.
  */
 static bool
 procq_installed(void)
@@ -139,7 +141,7 @@ procq_installed(void)
 	bool		installed;
 
 	StartTransactionCommand();
-	installed = OidIsValid(get_namespace_oid("procq", true));
+	installed = pq_installed();
 	CommitTransactionCommand();
 	return installed;
 }

@@ -56,13 +56,14 @@ pq_end_xact(void)
 }
 
 /*
- * pq_begin_work is pq_begin_xact with an SPI connection.
+ * pq_begin_work is pq_begin_xact with an SPI connection, refused unless
+ * procq.jobs is the extension's table (pq_connect_worker).
  */
 void
 pq_begin_work(const char *activity)
 {
 	pq_begin_xact(activity);
-	pq_connect();
+	pq_connect_worker();
 }
 
 /*
