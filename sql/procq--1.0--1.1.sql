@@ -165,3 +165,36 @@ AS 'MODULE_PATHNAME', 'procq_purge';
 COMMENT ON FUNCTION procq.purge(interval) IS
     'delete finished jobs older than older_than that no job depends on; returns how many';
 REVOKE ALL ON FUNCTION procq.purge(interval) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- issue 8, authz: the authorization model (src/authz.c), get_job, get_jobs,
+-- wait_job, role-aware ready indexes, handler registration, monitoring
+------------------------------------------------------------------------------
+
+-- issue 8, authz: what a producer needs to see its jobs and wait for a
+-- result without SELECT on the tables (C: src/get_job.c)
+CREATE FUNCTION procq.get_job(job_id bigint)
+RETURNS procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_get_job';
+COMMENT ON FUNCTION procq.get_job(bigint) IS
+    'the job''s row, for a role that may act on it';
+
+CREATE FUNCTION procq.get_jobs(job_ids bigint[])
+RETURNS SETOF procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_get_jobs';
+COMMENT ON FUNCTION procq.get_jobs(bigint[]) IS
+    'the rows of the jobs of job_ids that exist, in that order, for a role that may act on each';
+
+CREATE FUNCTION procq.wait_job(job_id bigint, timeout interval DEFAULT NULL)
+RETURNS procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_wait_job';
+COMMENT ON FUNCTION procq.wait_job(bigint, interval) IS
+    'wait until the job has ended or timeout has passed; returns its row';
+REVOKE ALL ON FUNCTION procq.get_job(bigint), procq.get_jobs(bigint[]),
+    procq.wait_job(bigint, interval) FROM PUBLIC;
