@@ -100,13 +100,16 @@ CREATE INDEX job_dependencies_depends_on_idx ON procq.job_dependencies (depends_
 -- Ready jobs, in fetch order, for all queues and per queue.  Jobs waiting on
 -- parents, on a busy lock or for their scheduled time are not in these
 -- indexes, so fetch cost does not grow with them.
-CREATE INDEX jobs_ready_idx ON procq.jobs (priority DESC, id)
+-- They lead with deferred_by: a fetch reads only the parts of the roles
+-- whose jobs the caller may take (src/authz.c), so ready jobs of other roles
+-- cost it nothing.
+CREATE INDEX jobs_ready_idx ON procq.jobs (deferred_by, priority DESC, id)
     WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
-CREATE INDEX jobs_ready_queue_idx ON procq.jobs (queue, priority DESC, id)
+CREATE INDEX jobs_ready_queue_idx ON procq.jobs (deferred_by, queue, priority DESC, id)
     WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
 -- ... and per task, for the background workers, which only take the tasks
--- they have handlers for.
-CREATE INDEX jobs_ready_task_idx ON procq.jobs (task, priority DESC, id)
+-- they have handlers for (and fetches with a tasks filter).
+CREATE INDEX jobs_ready_task_idx ON procq.jobs (deferred_by, task, priority DESC, id)
     WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
 -- Jobs scheduled for later, by time, so that fetch finds the due ones.
 CREATE INDEX jobs_delayed_idx ON procq.jobs (scheduled_at)
@@ -126,6 +129,10 @@ CREATE INDEX jobs_lease_idx ON procq.jobs (lease_expires_at)
 -- Finished jobs by age, for procq.purge and procq.retention (src/retention.c).
 CREATE INDEX jobs_finished_idx ON procq.jobs (finished_at)
     WHERE status IN ('succeeded', 'failed', 'cancelled');
+-- Scheduled jobs that are fetchable but for their time, by role and time:
+-- a fetch takes the due ones directly (src/fetch.c).
+CREATE INDEX jobs_due_idx ON procq.jobs (deferred_by, scheduled_at)
+    WHERE status = 'todo' AND delayed AND pending_parents = 0 AND NOT lock_blocked;
 
 -- Handlers: what the background workers run for a task (src/handlers.c).
 CREATE TABLE procq.handlers (

@@ -32,4 +32,18 @@
 #define PQ_READY_COND \
 	"status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed"
 
+/*
+ * A recursive WITH query name(role) that lists the roles that have rows
+ * matching cond (then one NULL), each found by one descent of an index
+ * that leads with deferred_by (a loose index scan): the ready indexes,
+ * jobs_due_idx.  A superuser's fetch and the workers' claim probe only the
+ * roles that have ready jobs, not every role there is.
+ */
+#define PQ_ROLES_WITH(name, cond) \
+	name "(role) AS ((SELECT deferred_by::oid FROM procq.jobs WHERE " cond \
+	"  ORDER BY deferred_by::oid LIMIT 1)" \
+	" UNION ALL SELECT (SELECT j.deferred_by::oid FROM procq.jobs j WHERE " cond \
+	"  AND j.deferred_by::oid > r.role ORDER BY j.deferred_by::oid LIMIT 1)" \
+	" FROM " name " r WHERE r.role IS NOT NULL)"
+
 #endif							/* PROCQ_H */
