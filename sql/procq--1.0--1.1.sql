@@ -210,3 +210,17 @@ CREATE INDEX jobs_ready_task_idx ON procq.jobs (deferred_by, task, priority DESC
     WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
 CREATE INDEX jobs_due_idx ON procq.jobs (deferred_by, scheduled_at)
     WHERE status = 'todo' AND delayed AND pending_parents = 0 AND NOT lock_blocked;
+
+-- issue 8, authz: direct DML on procq.handlers follows register_handler's
+-- rules (C: src/handlers.c)
+CREATE FUNCTION procq.handlers_check()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_handlers_check';
+
+CREATE TRIGGER handlers_check
+    BEFORE INSERT OR UPDATE OR DELETE ON procq.handlers
+    FOR EACH ROW
+    EXECUTE FUNCTION procq.handlers_check();
+REVOKE ALL ON FUNCTION procq.handlers_check() FROM PUBLIC;

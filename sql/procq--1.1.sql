@@ -435,6 +435,19 @@ CREATE TRIGGER dependency_deleted
     FOR EACH STATEMENT
     EXECUTE FUNCTION procq.dependency_deleted();
 
+-- issue 8, authz: direct DML on procq.handlers follows register_handler's
+-- rules (C: src/handlers.c)
+CREATE FUNCTION procq.handlers_check()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_handlers_check';
+
+CREATE TRIGGER handlers_check
+    BEFORE INSERT OR UPDATE OR DELETE ON procq.handlers
+    FOR EACH ROW
+    EXECUTE FUNCTION procq.handlers_check();
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; see README for the grants to give.
 ------------------------------------------------------------------------------
@@ -467,6 +480,7 @@ REVOKE ALL ON FUNCTION
         boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint),
     procq.get_job(bigint),
     procq.get_jobs(bigint[]),
-    procq.wait_job(bigint, interval)
+    procq.wait_job(bigint, interval),
+    procq.handlers_check()
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;
