@@ -139,7 +139,7 @@ SELECT procq.defer(t) FROM unnest(ARRAY['esc_set_role', 'esc_session', 'esc_set_
 };
 
 # --- Nor can a role forge who deferred a job or who registered a handler.
-subtest 'alice can neither change jobs.deferred_by nor write procq.handlers (42501)' => sub {
+subtest 'alice can neither change jobs.deferred_by nor forge procq.handlers.registered_by (42501)' => sub {
 	expect_sqlstate($node, '42501', 'alice changes deferred_by',
 		"UPDATE procq.jobs SET deferred_by = 'postgres' WHERE id = $ja", user => 'alice');
 	expect_sqlstate($node, '42501', 'alice inserts a handler',
