@@ -42,9 +42,14 @@
 #include "jobs.h"
 #include "spi_exec.h"
 
-/* The acting roles of acting_user, sorted; valid while acting_valid. */
+/*
+ * The acting roles of acting_user, sorted, computed when role_changes was
+ * acting_changes; the syscache callback counts changes to roles and
+ * memberships.
+ */
 static Oid	acting_user = InvalidOid;
-static bool acting_valid = false;
+static uint64 acting_changes = 0;
+static uint64 role_changes = 1;
 static Oid *acting = NULL;		/* in TopMemoryContext */
 static int	nacting = 0;
 static bool acting_callback_registered = false;
@@ -150,7 +155,7 @@ pq_require_parents_access(int64 job_id)
 static void
 forget_acting_roles(Datum arg, int cacheid, uint32 hashvalue)
 {
-	acting_valid = false;
+	role_changes++;
 }
 
 /*
@@ -183,8 +188,10 @@ pq_acting_roles(Oid **roles)
 		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, forget_acting_roles, (Datum) 0);
 		acting_callback_registered = true;
 	}
-	if (!acting_valid || acting_user != user)
+	if (acting_changes != role_changes || acting_user != user)
 	{
+		/* a change while we read counts again, and is seen next time */
+		uint64		changes = role_changes;
 		Relation	rel;
 		SysScanDesc scan;
 		HeapTuple	tuple;
@@ -192,9 +199,6 @@ pq_acting_roles(Oid **roles)
 		int			n = 0;
 		Oid		   *found = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * cap);
 
-		/* a change while we read is seen: the callback clears this again */
-		acting_valid = true;
-		acting_user = user;
 		rel = table_open(AuthIdRelationId, AccessShareLock);
 		scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
@@ -218,6 +222,8 @@ pq_acting_roles(Oid **roles)
 			pfree(acting);
 		acting = found;
 		nacting = n;
+		acting_user = user;
+		acting_changes = changes;
 	}
 	*roles = acting;
 	return nacting;

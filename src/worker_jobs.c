@@ -78,7 +78,11 @@
 	"    WHERE r.deferred_by = ro.role AND r.task = x.task AND " PQ_READY_COND \
 	"    ORDER BY r.priority DESC, r.id LIMIT %d) c" \
 	"   WHERE x.kind = $3))" \
-	"  AND " PQ_READY_COND \
+	/* still ready, written so that it implies no ready index's predicate: */ \
+	/* the candidates are looked up by primary key, never by a walk of a */ \
+	/* whole ready index (which a stale estimate could otherwise choose) */ \
+	"  AND q.status = 'todo' AND q.pending_parents = 0 AND NOT q.lock_blocked" \
+	"  AND q.delayed IS NOT TRUE" \
 	"  ORDER BY q.priority DESC, q.id LIMIT %d FOR UPDATE OF q SKIP LOCKED))" \
 	" AND h.task = j.task" \
 	" RETURNING j.id, j.task, j.args, j.deferred_by, h.command," \

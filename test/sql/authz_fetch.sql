@@ -94,5 +94,24 @@ SELECT s.indexrelname, s.idx_scan - u.idx_scan AS scans,
  WHERE s.schemaname = 'procq' AND s.indexrelname LIKE 'jobs_ready%'
  ORDER BY 1;
 
+-- membership changes count at once in a session that fetched before (the
+-- roles a fetch probes are kept per backend until pg_auth_members changes)
+SET ROLE regress_fetch_alice;
+SELECT procq.defer('t9', queue => 'q9') AS mine \gset
+RESET ROLE;
+SET ROLE regress_fetch_bob;
+SELECT count(*) AS before_grant FROM procq.fetch_job(ARRAY['q9']);
+RESET ROLE;
+GRANT regress_fetch_alice TO regress_fetch_bob;
+SET ROLE regress_fetch_bob;
+BEGIN;
+SELECT id = :mine AS after_grant FROM procq.fetch_job(ARRAY['q9']);
+ROLLBACK;
+RESET ROLE;
+REVOKE regress_fetch_alice FROM regress_fetch_bob;
+SET ROLE regress_fetch_bob;
+SELECT count(*) AS after_revoke FROM procq.fetch_job(ARRAY['q9']);
+RESET ROLE;
+
 DROP OWNED BY regress_fetch_alice, regress_fetch_bob, regress_fetch_worker;
 DROP ROLE regress_fetch_alice, regress_fetch_bob, regress_fetch_worker;
