@@ -203,11 +203,14 @@ REVOKE ALL ON FUNCTION procq.get_job(bigint), procq.get_jobs(bigint[]),
 -- caller acts as), and due jobs are taken from jobs_due_idx (src/fetch.c).
 DROP INDEX procq.jobs_ready_idx, procq.jobs_ready_queue_idx, procq.jobs_ready_task_idx;
 CREATE INDEX jobs_ready_idx ON procq.jobs (deferred_by, priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND priority IS NOT NULL;
 CREATE INDEX jobs_ready_queue_idx ON procq.jobs (deferred_by, queue, priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND queue IS NOT NULL;
 CREATE INDEX jobs_ready_task_idx ON procq.jobs (deferred_by, task, priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND task IS NOT NULL;
 CREATE INDEX jobs_due_idx ON procq.jobs (deferred_by, scheduled_at)
     WHERE status = 'todo' AND delayed AND pending_parents = 0 AND NOT lock_blocked;
 

@@ -102,15 +102,20 @@ CREATE INDEX job_dependencies_depends_on_idx ON procq.job_dependencies (depends_
 -- indexes, so fetch cost does not grow with them.
 -- They lead with deferred_by: a fetch reads only the parts of the roles
 -- whose jobs the caller may take (src/authz.c), so ready jobs of other roles
--- cost it nothing.
+-- cost it nothing.  The last condition of each always holds: it ties each
+-- index to its kind of fetch (all queues, a queue, a task; see PQ_READY_ALL_COND
+-- in src/procq.h).
 CREATE INDEX jobs_ready_idx ON procq.jobs (deferred_by, priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND priority IS NOT NULL;
 CREATE INDEX jobs_ready_queue_idx ON procq.jobs (deferred_by, queue, priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND queue IS NOT NULL;
 -- ... and per task, for the background workers, which only take the tasks
 -- they have handlers for (and fetches with a tasks filter).
 CREATE INDEX jobs_ready_task_idx ON procq.jobs (deferred_by, task, priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND task IS NOT NULL;
 -- Jobs scheduled for later, by time, so that fetch finds the due ones.
 CREATE INDEX jobs_delayed_idx ON procq.jobs (scheduled_at)
     WHERE status = 'todo' AND delayed;

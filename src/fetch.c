@@ -87,7 +87,7 @@ static PQStatement stmt_roles_due = PQ_STATEMENT_GENERIC(
  * probes, instead of every role there is.
  */
 static PQStatement stmt_roles_with_jobs = PQ_STATEMENT(
-	"WITH RECURSIVE " PQ_ROLES_WITH("ready", PQ_READY_COND) ","
+	"WITH RECURSIVE " PQ_ROLES_WITH("ready", PQ_READY_ALL_COND) ","
 	PQ_ROLES_WITH("due", "status = 'todo' AND delayed AND pending_parents = 0 AND NOT lock_blocked")
 	" SELECT role FROM ready WHERE role IS NOT NULL"
 	" UNION SELECT role FROM due WHERE role IS NOT NULL ORDER BY 1",
@@ -118,7 +118,7 @@ static PQStatement stmt_roles_with_jobs = PQ_STATEMENT(
  * role's part of a ready index, locked at once.
  */
 static PQStatement stmt_direct_any = PQ_STATEMENT_GENERIC(
-	BATCH_PREFIX "SELECT id FROM procq.jobs WHERE deferred_by = $4 AND " PQ_READY_COND
+	BATCH_PREFIX "SELECT id FROM procq.jobs WHERE deferred_by = $4 AND " PQ_READY_ALL_COND
 	BATCH_LOCK BATCH_SUFFIX,
 	4, TEXTOID, INT4OID, INT4OID, OIDOID);
 
@@ -216,7 +216,7 @@ static PQStatement stmt_direct_due_tasks = PQ_STATEMENT_GENERIC(
 
 static PQStatement stmt_groups_any = PQ_STATEMENT_GENERIC(
 	GROUPS_BY_READINESS("unnest($1::oid[]) AS r(role), (VALUES (NULL::text)) AS x(grp)",
-						"", ""),
+						" AND j.priority IS NOT NULL", ""),
 	3, OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID);
 
 static PQStatement stmt_groups_queues = PQ_STATEMENT_GENERIC(
@@ -234,7 +234,8 @@ static PQStatement stmt_groups_tasks = PQ_STATEMENT_GENERIC(
 
 /* the roles of $4, any queue */
 static PQStatement stmt_quota_any = PQ_STATEMENT_GENERIC(
-	BATCH_QUOTA("unnest($4::oid[]) AS r(role), (VALUES (NULL::text)) AS x(grp)", "", "")
+	BATCH_QUOTA("unnest($4::oid[]) AS r(role), (VALUES (NULL::text)) AS x(grp)",
+				" AND j.priority IS NOT NULL", "")
 	BATCH_SUFFIX,
 	4, TEXTOID, INT4OID, INT4OID, OIDARRAYOID);
 

@@ -33,6 +33,20 @@
 	"status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed"
 
 /*
+ * Each ready index serves one kind of fetch, and its predicate adds a
+ * condition that always holds (the column is NOT NULL) but that only its
+ * kind of query implies: queue IS NOT NULL for jobs_ready_queue_idx (implied
+ * by queue = ...), task IS NOT NULL for jobs_ready_task_idx (by task =
+ * ...), and this one, priority IS NOT NULL, for jobs_ready_idx, which a
+ * query over all queues and tasks states.  So a fetch of one task can
+ * never be planned as a walk of its role's part of jobs_ready_idx that
+ * filters on task (reading the role's ready jobs of other tasks): with
+ * statistics saying that one task has nearly all ready jobs, the planner
+ * chose just that.
+ */
+#define PQ_READY_ALL_COND PQ_READY_COND " AND priority IS NOT NULL"
+
+/*
  * A recursive WITH query name(role) that lists the roles that have rows
  * matching cond (then one NULL), each found by one descent of an index
  * that leads with deferred_by (a loose index scan): the ready indexes,

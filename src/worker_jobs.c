@@ -63,7 +63,7 @@
  * task did.
  */
 #define CLAIM_SQL \
-	"WITH RECURSIVE " PQ_ROLES_WITH("ready", PQ_READY_COND) \
+	"WITH RECURSIVE " PQ_ROLES_WITH("ready", PQ_READY_ALL_COND) \
 	" UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1," \
 	" started_at = clock_timestamp(), finished_at = NULL, worker = $1," \
 	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)" \
