@@ -162,13 +162,17 @@ procq_wait_job(PG_FUNCTION_ARGS)
 	{
 		Interval   *timeout = PG_GETARG_INTERVAL_P(1);
 
-		if (timeout->month != 0 || timeout->day != 0 || timeout->time < 0)
+		int64		ms;
+
+		/* days count as 24 hours; months have no fixed length */
+		if (timeout->month != 0 || timeout->day < 0 || timeout->time < 0 ||
+			timeout->day > 365 * 100)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("timeout must be an interval of hours, minutes or seconds, at least 0"),
+					 errmsg("timeout must be an interval of days, hours, minutes or seconds, at least 0"),
 					 errhint("Pass NULL to wait without a limit.")));
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   timeout->time / 1000);
+		ms = timeout->day * (int64) (SECS_PER_DAY * 1000) + timeout->time / 1000;
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
 	}
 
 	/* what a look allocates lives in SPI's memory, freed by pq_finish */

@@ -89,5 +89,18 @@ RESET ROLE;
 
 SELECT id, task, status, attempts, deferred_by, result, error FROM procq.jobs ORDER BY id;
 
+-- bad input to the reading functions: clear errors
+SELECT procq.get_job(NULL);
+SELECT procq.get_job(999);
+SELECT count(*) FROM procq.get_jobs(NULL);
+SELECT count(*) FROM procq.get_jobs(ARRAY[NULL, 1]::bigint[]);
+SELECT count(*) FROM procq.get_jobs('{}');
+SELECT procq.wait_job(NULL);
+SELECT procq.wait_job(999, interval '1 second');
+SELECT procq.wait_job(1, interval '-1 second');
+SELECT procq.wait_job(1, interval '1 month');
+SELECT (procq.wait_job(4, interval '0')).status AS still_todo;
+SELECT (procq.wait_job(1, interval '2 days')).status AS ended;
+
 DROP OWNED BY regress_authz_alice, regress_authz_bob, regress_authz_worker;
 DROP ROLE regress_authz_alice, regress_authz_bob, regress_authz_worker;
