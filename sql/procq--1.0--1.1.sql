@@ -330,3 +330,63 @@ BEGIN
     END IF;
 END
 $$;
+-- issue 8, authz: the authorization model (src/authz.c), get_job, get_jobs,
+-- wait_job, role-aware ready indexes, handler registration, monitoring
+------------------------------------------------------------------------------
+
+-- issue 8, authz: what a producer needs to see its jobs and wait for a
+-- result without SELECT on the tables (C: src/get_job.c)
+CREATE FUNCTION procq.get_job(job_id bigint)
+RETURNS procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_get_job';
+COMMENT ON FUNCTION procq.get_job(bigint) IS
+    'the job''s row, for a role that may act on it';
+
+CREATE FUNCTION procq.get_jobs(job_ids bigint[])
+RETURNS SETOF procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_get_jobs';
+COMMENT ON FUNCTION procq.get_jobs(bigint[]) IS
+    'the rows of the jobs of job_ids that exist, in that order, for a role that may act on each';
+
+CREATE FUNCTION procq.wait_job(job_id bigint, timeout interval DEFAULT NULL)
+RETURNS procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_wait_job';
+COMMENT ON FUNCTION procq.wait_job(bigint, interval) IS
+    'wait until the job has ended or timeout has passed; returns its row';
+REVOKE ALL ON FUNCTION procq.get_job(bigint), procq.get_jobs(bigint[]),
+    procq.wait_job(bigint, interval) FROM PUBLIC;
+
+-- The ready indexes lead with deferred_by (a fetch reads only the roles the
+-- caller acts as), and due jobs are taken from jobs_due_idx (src/fetch.c).
+DROP INDEX procq.jobs_ready_idx, procq.jobs_ready_queue_idx, procq.jobs_ready_task_idx;
+CREATE INDEX jobs_ready_idx ON procq.jobs (deferred_by, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND priority IS NOT NULL;
+CREATE INDEX jobs_ready_queue_idx ON procq.jobs (deferred_by, queue, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND queue IS NOT NULL;
+CREATE INDEX jobs_ready_task_idx ON procq.jobs (deferred_by, task, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND task IS NOT NULL;
+CREATE INDEX jobs_due_idx ON procq.jobs (deferred_by, scheduled_at)
+    WHERE status = 'todo' AND delayed AND pending_parents = 0 AND NOT lock_blocked;
+
+-- issue 8, authz: direct DML on procq.handlers follows register_handler's
+-- rules (C: src/handlers.c)
+CREATE FUNCTION procq.handlers_check()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_handlers_check';
+
+CREATE TRIGGER handlers_check
+    BEFORE INSERT OR UPDATE OR DELETE ON procq.handlers
+    FOR EACH ROW
+    EXECUTE FUNCTION procq.handlers_check();
+REVOKE ALL ON FUNCTION procq.handlers_check() FROM PUBLIC;

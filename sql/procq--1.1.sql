@@ -127,14 +127,22 @@ CREATE INDEX job_dependencies_depends_on_idx ON procq.job_dependencies (depends_
 -- Ready jobs, in fetch order, for all queues and per queue.  Jobs waiting on
 -- parents, on a busy lock or for their scheduled time are not in these
 -- indexes, so fetch cost does not grow with them.
-CREATE INDEX jobs_ready_idx ON procq.jobs (priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
-CREATE INDEX jobs_ready_queue_idx ON procq.jobs (queue, priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+-- They lead with deferred_by: a fetch reads only the parts of the roles
+-- whose jobs the caller may take (src/authz.c), so ready jobs of other roles
+-- cost it nothing.  The last condition of each always holds: it ties each
+-- index to its kind of fetch (all queues, a queue, a task; see PQ_READY_ALL_COND
+-- in src/procq.h).
+CREATE INDEX jobs_ready_idx ON procq.jobs (deferred_by, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND priority IS NOT NULL;
+CREATE INDEX jobs_ready_queue_idx ON procq.jobs (deferred_by, queue, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND queue IS NOT NULL;
 -- ... and per task, for the background workers, which only take the tasks
--- they have handlers for.
-CREATE INDEX jobs_ready_task_idx ON procq.jobs (task, priority DESC, id)
-    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed;
+-- they have handlers for (and fetches with a tasks filter).
+CREATE INDEX jobs_ready_task_idx ON procq.jobs (deferred_by, task, priority DESC, id)
+    WHERE status = 'todo' AND pending_parents = 0 AND NOT lock_blocked AND NOT delayed
+      AND task IS NOT NULL;
 -- Jobs scheduled for later, by time, so that fetch finds the due ones.
 CREATE INDEX jobs_delayed_idx ON procq.jobs (scheduled_at)
     WHERE status = 'todo' AND delayed;
@@ -153,6 +161,10 @@ CREATE INDEX jobs_lease_idx ON procq.jobs (lease_expires_at)
 -- Finished jobs by age, for procq.purge and procq.retention (src/retention.c).
 CREATE INDEX jobs_finished_idx ON procq.jobs (finished_at)
     WHERE status IN ('succeeded', 'failed', 'cancelled');
+-- Scheduled jobs that are fetchable but for their time, by role and time:
+-- a fetch takes the due ones directly (src/fetch.c).
+CREATE INDEX jobs_due_idx ON procq.jobs (deferred_by, scheduled_at)
+    WHERE status = 'todo' AND delayed AND pending_parents = 0 AND NOT lock_blocked;
 
 -- Handlers: what the background workers run for a task (src/handlers.c).
 CREATE TABLE procq.handlers (
@@ -324,6 +336,32 @@ AS 'MODULE_PATHNAME', 'procq_purge';
 COMMENT ON FUNCTION procq.purge(interval) IS
     'delete finished jobs older than older_than that no job depends on; returns how many';
 
+-- issue 8, authz: what a producer needs to see its jobs and wait for a
+-- result without SELECT on the tables (C: src/get_job.c)
+CREATE FUNCTION procq.get_job(job_id bigint)
+RETURNS procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_get_job';
+COMMENT ON FUNCTION procq.get_job(bigint) IS
+    'the job''s row, for a role that may act on it';
+
+CREATE FUNCTION procq.get_jobs(job_ids bigint[])
+RETURNS SETOF procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_get_jobs';
+COMMENT ON FUNCTION procq.get_jobs(bigint[]) IS
+    'the rows of the jobs of job_ids that exist, in that order, for a role that may act on each';
+
+CREATE FUNCTION procq.wait_job(job_id bigint, timeout interval DEFAULT NULL)
+RETURNS procq.jobs
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_wait_job';
+COMMENT ON FUNCTION procq.wait_job(bigint, interval) IS
+    'wait until the job has ended or timeout has passed; returns its row';
+
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)
 ------------------------------------------------------------------------------
@@ -433,6 +471,19 @@ CREATE TRIGGER dependency_deleted
     FOR EACH STATEMENT
     EXECUTE FUNCTION procq.dependency_deleted();
 
+-- issue 8, authz: direct DML on procq.handlers follows register_handler's
+-- rules (C: src/handlers.c)
+CREATE FUNCTION procq.handlers_check()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_handlers_check';
+
+CREATE TRIGGER handlers_check
+    BEFORE INSERT OR UPDATE OR DELETE ON procq.handlers
+    FOR EACH ROW
+    EXECUTE FUNCTION procq.handlers_check();
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; see README for the grants to give.
 ------------------------------------------------------------------------------
@@ -462,6 +513,10 @@ REVOKE ALL ON FUNCTION
     procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[]),
     procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text),
     procq.jobs_row_check(text, text, procq.job_status, integer, integer, integer, boolean,
-        boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint, text)
+        boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint, text),
+    procq.get_job(bigint),
+    procq.get_jobs(bigint[]),
+    procq.wait_job(bigint, interval),
+    procq.handlers_check()
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

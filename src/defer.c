@@ -24,6 +24,7 @@
 #include "utils/tuplestore.h"
 
 #include "args.h"
+#include "authz.h"
 #include "defer.h"
 #include "jobs.h"
 #include "locks.h"
@@ -209,6 +210,8 @@ check_parents(PQJobSpec *spec, Datum parents_array)
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("job %lld named in depends_on does not exist",
 							(long long) spec->parents[i])));
+		/* making a job depend on a job is acting on it */
+		pq_require_job_access(found_id, DatumGetObjectId(pq_get_attr(row, 3, &isnull)));
 		pstatus = pq_get_text(row, 2);
 		row++;
 		if (strcmp(pstatus, "succeeded") == 0)
@@ -557,6 +560,8 @@ find_parents(PQBatchJob *jobs, int n, int *nfound)
 		char	   *st = pq_get_text(r, 2);
 
 		found[r].id = DatumGetInt64(pq_get_attr(r, 1, &isnull));
+		/* making a job depend on a job is acting on it */
+		pq_require_job_access(found[r].id, DatumGetObjectId(pq_get_attr(r, 3, &isnull)));
 		found[r].state = strcmp(st, "succeeded") == 0 ? 's'
 			: strcmp(st, "failed") == 0 ? 'f'
 			: strcmp(st, "cancelled") == 0 ? 'c' : 'p';

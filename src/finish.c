@@ -27,6 +27,7 @@
 #include "utils/tuplestore.h"
 
 #include "args.h"
+#include "authz.h"
 #include "finish.h"
 #include "lifecycle.h"
 #include "locks.h"
@@ -35,7 +36,8 @@
 PG_FUNCTION_INFO_V1(procq_finish_jobs);
 
 static PQStatement stmt_lock_batch = PQ_STATEMENT(
-	"SELECT id, status::text, attempts, max_attempts, queueing_lock, error"
+	"SELECT id, status::text, attempts, max_attempts, queueing_lock, error,"
+	" deferred_by"
 	" FROM procq.jobs WHERE id = ANY ($1) ORDER BY id FOR UPDATE",
 	1, INT8ARRAYOID);
 
@@ -259,7 +261,10 @@ pq_finish_batch(PQFinishItem *jobs, int n)
 		row_ids[r] = DatumGetInt64(pq_get_attr(r, 1, &isnull));
 	}
 
-	/* every job exists and is doing (in its attempt), checked in the order given */
+	/*
+	 * every job exists, is ours and is doing (in its attempt), checked in the
+	 * order given
+	 */
 	row_of = palloc(sizeof(int) * n);
 	for (int i = 0; i < n; i++)
 	{
@@ -275,6 +280,7 @@ pq_finish_batch(PQFinishItem *jobs, int n)
 					 errmsg("job %lld does not exist", (long long) jobs[i].id),
 					 errdetail("No job of the batch was finished.")));
 		row_of[i] = found - row_ids;
+		pq_require_job_access(jobs[i].id, DatumGetObjectId(pq_get_attr(row_of[i], 7, &isnull)));
 		current = pq_get_text(row_of[i], 2);
 		attempts = DatumGetInt32(pq_get_attr(row_of[i], 3, &isnull));
 		if (!pq_job_runs_in(current, attempts, &jobs[i].attempt))

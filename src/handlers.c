@@ -4,11 +4,25 @@
  *	  procq.register_handler and procq.unregister_handler: which tasks the
  *	  background workers run, and how (a SQL statement or a program).
  *
+ * Registering and removing handlers is an administrator's act: the
+ * capability is INSERT, UPDATE and DELETE on procq.handlers (a DBA grants
+ * it), which both functions require of their caller, so that EXECUTE on
+ * every function (1.0's README advice) does not let an ordinary role squat
+ * a task name.  The table's trigger (procq.handlers_check) applies the
+ * same rules to direct DML: a handler's registered_by must be a role whose
+ * privileges the current user has (so it cannot be forged; a superuser's
+ * pg_dump restore passes), only a superuser may write a shell handler, a
+ * sql handler's command is one statement, and replacing or removing a
+ * handler needs the privileges of its registered_by.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "utils/lsyscache.h"
 #include "miscadmin.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
@@ -21,6 +35,10 @@
 
 PG_FUNCTION_INFO_V1(procq_register_handler);
 PG_FUNCTION_INFO_V1(procq_unregister_handler);
+PG_FUNCTION_INFO_V1(procq_handlers_check);
+
+/* What an administrator of handlers has on procq.handlers. */
+#define HANDLER_ADMIN_PRIVS (ACL_INSERT | ACL_UPDATE | ACL_DELETE)
 
 static PQStatement stmt_owner = PQ_STATEMENT(
 	"SELECT registered_by FROM procq.handlers WHERE task = $1",
@@ -39,6 +57,44 @@ static PQStatement stmt_delete = PQ_STATEMENT(
 	1, TEXTOID);
 
 /*
+ * require_handler_admin raises 42501 unless the current user may
+ * administer handlers: INSERT, UPDATE and DELETE on procq.handlers.
+ */
+static void
+require_handler_admin(void)
+{
+	Oid			relid = get_relname_relid("handlers", get_namespace_oid("procq", false));
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table procq.handlers does not exist")));
+	if (pg_class_aclmask(relid, GetUserId(), HANDLER_ADMIN_PRIVS, ACLMASK_ALL) !=
+		HANDLER_ADMIN_PRIVS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to administer procq handlers"),
+				 errdetail("Registering and removing handlers is an administrator's act."),
+				 errhint("An administrator has INSERT, UPDATE and DELETE on procq.handlers: GRANT INSERT, UPDATE, DELETE ON procq.handlers TO %s.",
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+}
+
+/*
+ * require_registrant_privs raises 42501 unless the current user has the
+ * privileges of role owner, the registrant of task's handler.
+ */
+static void
+require_registrant_privs(const char *task, Oid owner)
+{
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the handler of task \"%s\" belongs to role %s",
+						task, GetUserNameFromId(owner, true)),
+				 errhint("Only that role, or a role with its privileges, may change it.")));
+}
+
+/*
  * handler_exists_for_me says whether task has a handler, and raises an
  * error when it belongs to a role whose privileges the current role does
  * not have: only its owner (or a role acting for it) may change it.
@@ -53,12 +109,7 @@ handler_exists_for_me(text *task)
 	if (pq_exec(&stmt_owner, v, NULL, 1) == 0)
 		return false;
 	owner = DatumGetObjectId(pq_get_attr(0, 1, &isnull));
-	if (!has_privs_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("the handler of task \"%s\" belongs to role %s",
-						text_to_cstring(task), GetUserNameFromId(owner, true)),
-				 errhint("Only that role, or a role with its privileges, may change it.")));
+	require_registrant_privs(text_to_cstring(task), owner);
 	return true;
 }
 
@@ -152,6 +203,7 @@ procq_register_handler(PG_FUNCTION_ARGS)
 	task = PG_GETARG_TEXT_PP(0);
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	command = PG_GETARG_TEXT_PP(2);
+	require_handler_admin();
 	check_handler_args(fcinfo, task, kind, command);
 
 	pq_connect();
@@ -185,6 +237,7 @@ procq_unregister_handler(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("task must not be null")));
 	task = PG_GETARG_TEXT_PP(0);
+	require_handler_admin();
 
 	pq_connect();
 	v[0] = PointerGetDatum(task);
@@ -193,4 +246,76 @@ procq_unregister_handler(PG_FUNCTION_ARGS)
 	pq_finish();
 
 	PG_RETURN_BOOL(removed);
+}
+
+/*
+ * procq.handlers_check() returns trigger
+ *
+ * BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW on procq.handlers: the
+ * rules of register_handler for direct DML, checked against the current
+ * user (for register_handler's own upsert, which runs as the table's
+ * owner, that is the owner; the function has checked its caller first).
+ * The old row's registrant must be one whose privileges the current user
+ * has (replacing, removing); so must the new row's (no forged
+ * registered_by); a shell handler needs a superuser; a sql handler's
+ * command is exactly one statement.
+ */
+Datum
+procq_handlers_check(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	newtup = NULL;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "procq.handlers_check must be a BEFORE ROW trigger");
+	desc = RelationGetDescr(trigdata->tg_relation);
+
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+	{
+		HeapTuple	old = trigdata->tg_trigtuple;
+		bool		isnull;
+		char	   *task = TextDatumGetCString(heap_getattr(old, SPI_fnumber(desc, "task"), desc, &isnull));
+		Datum		owner = heap_getattr(old, SPI_fnumber(desc, "registered_by"), desc, &isnull);
+
+		if (!isnull)
+			require_registrant_privs(task, DatumGetObjectId(owner));
+	}
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		newtup = trigdata->tg_trigtuple;
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		newtup = trigdata->tg_newtuple;
+
+	if (newtup != NULL)
+	{
+		bool		isnull;
+		Datum		owner;
+		Datum		kind;
+		Datum		command;
+		char	   *kindstr;
+
+		owner = heap_getattr(newtup, SPI_fnumber(desc, "registered_by"), desc, &isnull);
+		if (!isnull && !has_privs_of_role(GetUserId(), DatumGetObjectId(owner)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("a handler cannot be registered in the name of role %s",
+							GetUserNameFromId(DatumGetObjectId(owner), true)),
+					 errdetail("registered_by must be a role whose privileges the current user has."),
+					 errhint("Use procq.register_handler, which records who registered the handler.")));
+		kind = heap_getattr(newtup, SPI_fnumber(desc, "kind"), desc, &isnull);
+		if (isnull)
+			return PointerGetDatum(newtup);		/* NOT NULL says so */
+		kindstr = TextDatumGetCString(kind);
+		if (strcmp(kindstr, "shell") == 0 && !superuser())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only superusers can register shell handlers"),
+					 errdetail("A shell handler runs programs as the server's operating system user.")));
+		command = heap_getattr(newtup, SPI_fnumber(desc, "command"), desc, &isnull);
+		if (!isnull && strcmp(kindstr, "sql") == 0)
+			check_command(kindstr, DatumGetTextPP(command));
+		return PointerGetDatum(newtup);
+	}
+	return PointerGetDatum(trigdata->tg_trigtuple);
 }

@@ -19,17 +19,17 @@
 
 static PQStatement stmt_lookup = PQ_STATEMENT(
 	"SELECT status::text, lock, queueing_lock, queue, " PQ_READY_COND
-	" FROM procq.jobs WHERE id = $1",
+	", deferred_by FROM procq.jobs WHERE id = $1",
 	1, INT8OID);
 
 static PQStatement stmt_lock_for_share = PQ_STATEMENT(
-	"SELECT id, status::text FROM procq.jobs WHERE id = ANY($1)"
+	"SELECT id, status::text, deferred_by FROM procq.jobs WHERE id = ANY($1)"
 	" ORDER BY id FOR SHARE",
 	1, INT8ARRAYOID);
 
 /* the same for one job: planned once, unlike a statement with an array */
 static PQStatement stmt_lock_one_for_share = PQ_STATEMENT(
-	"SELECT id, status::text FROM procq.jobs WHERE id = $1 FOR SHARE",
+	"SELECT id, status::text, deferred_by FROM procq.jobs WHERE id = $1 FOR SHARE",
 	1, INT8OID);
 
 static PQStatement stmt_failed_parent = PQ_STATEMENT(
@@ -40,8 +40,8 @@ static PQStatement stmt_failed_parent = PQ_STATEMENT(
 	1, INT8OID);
 
 /*
- * pq_job_lookup reads a job's status, lock, queueing_lock, queue and
- * readiness into *info, without locking it.  Returns false when there is
+ * pq_job_lookup reads a job's status, lock, queueing_lock, queue,
+ * readiness and deferred_by into *info, without locking it.  Returns false when there is
  * no such job.
  */
 bool
@@ -57,6 +57,7 @@ pq_job_lookup(int64 job_id, PQJobInfo *info)
 	info->queueing_lock = pq_get_text(0, 3);
 	info->queue = pq_get_text(0, 4);
 	info->ready = DatumGetBool(pq_get_attr(0, 5, &isnull));
+	info->deferred_by = DatumGetObjectId(pq_get_attr(0, 6, &isnull));
 	return true;
 }
 
@@ -88,7 +89,7 @@ pq_job_status(int64 job_id)
 /*
  * pq_lock_jobs_for_share locks the jobs whose ids are in the bigint[]
  * Datum ids FOR SHARE, in id order, and returns how many exist; the rows
- * (id, status), ordered by id, are in SPI_tuptable.
+ * (id, status, deferred_by), ordered by id, are in SPI_tuptable.
  *
  * Locking a job before reading its status means that a job changing status
  * right now is waited for and seen afterwards, and one that changes after

@@ -18,6 +18,7 @@ typedef struct PQJobInfo
 	char	   *queueing_lock;
 	char	   *queue;
 	bool		ready;			/* todo and fetchable */
+	Oid			deferred_by;	/* the role that deferred it */
 } PQJobInfo;
 
 extern bool pq_job_lookup(int64 job_id, PQJobInfo *info);

@@ -17,11 +17,13 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "args.h"
+#include "authz.h"
 #include "guc.h"
 #include "jobs.h"
 #include "lifecycle.h"
@@ -61,7 +63,7 @@ static PQStatement stmt_finish = PQ_STATEMENT(
  * lock queue (so no advisory lock must come first), that is not going
  * back to todo ($2 is not 'failed', or no attempts are left).  Checks,
  * locks and ends it at once; when it matches no row, the general path
- * below finds out why (no such job, not doing, a lock, a retry).  The row
+ * below finds out why (no such job, not ours, not doing, a lock, a retry).  The row
  * is locked FOR UPDATE first, as the general path does: that lock makes
  * the update count as a key update for concurrent FOR KEY SHARE lockers
  * (the foreign key checks of a defer naming this job as a parent), which
@@ -75,9 +77,10 @@ static PQStatement stmt_finish_plain = PQ_STATEMENT(
 	" WHERE id = (SELECT id FROM procq.jobs WHERE id = $1 AND status = 'doing'"
 	"  AND ($5::int4 IS NULL OR attempts = $5)"
 	"  AND lock IS NULL AND ($2 <> 'failed' OR attempts >= max_attempts)"
+	"  AND pg_catalog.pg_has_role($6, deferred_by, 'USAGE')"
 	"  FOR UPDATE)"
 	" RETURNING status::text",
-	5, INT8OID, TEXTOID, JSONBOID, TEXTOID, INT4OID);
+	6, INT8OID, TEXTOID, JSONBOID, TEXTOID, INT4OID, OIDOID);
 
 static PQStatement stmt_worker_finish = PQ_STATEMENT(
 	"SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
@@ -121,8 +124,9 @@ static PQStatement stmt_heartbeat = PQ_STATEMENT(
 static PQStatement stmt_stalled = PQ_STATEMENT(
 	"SELECT id, lock, queueing_lock FROM procq.jobs"
 	" WHERE status = 'doing' AND lease_expires_at < statement_timestamp()"
+	" AND pg_catalog.pg_has_role($1, deferred_by, 'USAGE')"
 	" ORDER BY lease_expires_at",
-	0, InvalidOid);
+	1, OIDOID);
 
 static PQStatement stmt_recover = PQ_STATEMENT(
 	"WITH stalled AS (SELECT id FROM procq.jobs"
@@ -153,7 +157,8 @@ static PQStatement stmt_parent_results = PQ_STATEMENT(
  * lock_queue_of takes the advisory lock of the job's lock queue, if it
  * has a lock, before the caller locks the job's row: the status trigger
  * will move that queue along, and that lock must come first (pq_lock_key).
- * Raises an error when the job does not exist.
+ * Raises an error when the job does not exist, or when the current user
+ * may not act on it (authz.c).
  */
 static void
 lock_queue_of(int64 job_id)
@@ -162,6 +167,7 @@ lock_queue_of(int64 job_id)
 
 	if (!pq_job_lookup(job_id, &info))
 		pq_job_not_found(job_id);
+	pq_require_job_access(job_id, info.deferred_by);
 	if (info.lock != NULL)
 		pq_lock_key(info.lock);
 }
@@ -316,8 +322,8 @@ procq_finish_job(PG_FUNCTION_ARGS)
 	char	   *error;
 	const char *new_status;
 	double		delay = 0;
-	Datum		v[5];
-	char		n[5] = {' ', ' ', ' ', ' ', ' '};
+	Datum		v[6];
+	char		n[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	Datum		ended;
 	PQAttempt	attempt;
@@ -340,6 +346,8 @@ procq_finish_job(PG_FUNCTION_ARGS)
 	n[3] = error ? ' ' : 'n';
 	v[4] = Int32GetDatum(attempt.value);
 	n[4] = attempt.given ? ' ' : 'n';
+	v[5] = ObjectIdGetDatum(GetUserId());
+	n[5] = ' ';
 	if (pq_exec(&stmt_finish_plain, v, n, 1) == 1)
 	{
 		ended = DirectFunctionCall2(enum_in, CStringGetDatum(pq_get_text(0, 1)),
@@ -549,6 +557,10 @@ procq_cancel_job(PG_FUNCTION_ARGS)
 	job_id = PG_GETARG_INT64(0);
 	abort = PG_GETARG_BOOL(1);
 
+	pq_connect();
+	pq_require_job_access_by_id(job_id);
+	pq_finish();
+
 	/*
 	 * A background worker runs it: with abort, the worker ends it; without,
 	 * there is nothing to cancel (and its row stays locked until the
@@ -607,6 +619,7 @@ procq_heartbeat(PG_FUNCTION_ARGS)
 	attempt = pq_get_attempt(fcinfo, 1);
 
 	pq_connect();
+	pq_require_job_access_by_id(job_id);
 	v[0] = Int64GetDatum(job_id);
 	v[1] = Int32GetDatum(pq_lease_duration);
 	v[2] = Int32GetDatum(attempt.value);
@@ -646,7 +659,9 @@ pq_recover_job(int64 job_id, const char *error, const char *worker)
 }
 
 /*
- * pq_recover_stalled_jobs recovers every doing job whose lease ran out,
+ * pq_recover_stalled_jobs recovers every doing job whose lease ran out
+ * and that the current user may act on (a superuser, or a background
+ * worker: all),
  * skipping those whose lock queue or queueing lock another transaction is
  * changing (the next call takes them), and returns how many.  The caller
  * has connected SPI.
@@ -659,8 +674,9 @@ pq_recover_stalled_jobs(void)
 	int64	   *ids;
 	char	  **locks;
 	char	  **qlocks;
+	Datum		v[1] = {ObjectIdGetDatum(GetUserId())};
 
-	nstalled = pq_exec(&stmt_stalled, NULL, NULL, 0);
+	nstalled = pq_exec(&stmt_stalled, v, NULL, 0);
 	ids = palloc(sizeof(int64) * Max(nstalled, 1));
 	locks = palloc(sizeof(char *) * Max(nstalled, 1));
 	qlocks = palloc(sizeof(char *) * Max(nstalled, 1));
@@ -721,7 +737,8 @@ procq_parent_results(PG_FUNCTION_ARGS)
 	job_id = PG_GETARG_INT64(0);
 
 	pq_connect();
-	(void) pq_job_status(job_id);
+	pq_require_job_access_by_id(job_id);
+	pq_require_parents_access(job_id);
 	v[0] = Int64GetDatum(job_id);
 	pq_exec(&stmt_parent_results, v, NULL, 1);
 	results = SPI_datumTransfer(pq_get_attr(0, 1, &isnull), false, -1);

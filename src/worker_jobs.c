@@ -55,9 +55,12 @@
  * could not make the update scan all of procq.jobs.  %d is the limit.
  *
  * The candidates, the best n x procq.workers ready jobs of each task with
- * a handler (the first %d), are read without locking (the cost depends on
- * the tasks with handlers, n and procq.workers, not on other tasks' ready
- * jobs); only then are the best n of them that are still ready locked
+ * a handler and each role its registrant has the privileges of (the first
+ * %d), are read without locking (the cost depends on the tasks with
+ * handlers, the roles that have ready jobs (found by a loose scan, one
+ * descent each), n and procq.workers, not on other tasks' ready jobs nor
+ * on ready jobs of roles the handler may not run: the per-task ready
+ * index leads with deferred_by); only then are the best n of them that are still ready locked
  * (the second %d), skipping those other workers are taking.  The lock
  * sits above the sort, under the LIMIT: no row beyond the n claimed ones
  * stays locked for the length of the batch.  Why n x procq.workers: the
@@ -68,19 +71,26 @@
  * task did.
  */
 #define CLAIM_SQL \
-	"UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1," \
+	"WITH RECURSIVE " PQ_ROLES_WITH("ready", PQ_READY_ALL_COND) \
+	" UPDATE procq.jobs j SET status = 'doing', attempts = j.attempts + 1," \
 	" started_at = clock_timestamp(), finished_at = NULL, worker = $1," \
 	" lease_expires_at = clock_timestamp() + make_interval(secs => $2)" \
 	" FROM procq.handlers h" \
 	" WHERE j.id = ANY (ARRAY(SELECT q.id FROM procq.jobs q" \
-	"  WHERE q.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x CROSS JOIN LATERAL" \
-	"   (SELECT r.id FROM procq.jobs r" \
-	"    WHERE r.task = x.task AND " PQ_READY_COND \
-	/* a handler only runs jobs of roles its registrant may act as */ \
-	"    AND pg_catalog.pg_has_role(x.registered_by::oid, r.deferred_by::oid, 'USAGE')" \
+	"  WHERE q.id = ANY (ARRAY(SELECT c.id FROM procq.handlers x" \
+	/* a handler only runs jobs of roles its registrant may act as: only */ \
+	/* those roles' parts of the per-task ready index are read */ \
+	"   CROSS JOIN LATERAL (SELECT a.role FROM ready a WHERE a.role IS NOT NULL" \
+	"    AND pg_catalog.pg_has_role(x.registered_by::oid, a.role, 'USAGE')) ro" \
+	"   CROSS JOIN LATERAL (SELECT r.id FROM procq.jobs r" \
+	"    WHERE r.deferred_by = ro.role AND r.task = x.task AND " PQ_READY_COND \
 	"    ORDER BY r.priority DESC, r.id LIMIT %d) c" \
 	"   WHERE x.kind = $3))" \
-	"  AND " PQ_READY_COND \
+	/* still ready, written so that it implies no ready index's predicate: */ \
+	/* the candidates are looked up by primary key, never by a walk of a */ \
+	/* whole ready index (which a stale estimate could otherwise choose) */ \
+	"  AND q.status = 'todo' AND q.pending_parents = 0 AND NOT q.lock_blocked" \
+	"  AND q.delayed IS NOT TRUE" \
 	"  ORDER BY q.priority DESC, q.id LIMIT %d FOR UPDATE OF q SKIP LOCKED))" \
 	" AND h.task = j.task" \
 	" RETURNING j.id, j.task, j.args, j.deferred_by, h.command," \

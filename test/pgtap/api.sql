@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(116);
+SELECT plan(122);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -23,7 +23,8 @@ SELECT functions_are('procq', ARRAY[
     'cancel_job', 'heartbeat', 'recover_stalled', 'parent_results',
     'register_handler', 'unregister_handler', 'worker_status', 'purge',
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
-    'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check'],
+    'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
+    'get_job', 'get_jobs', 'wait_job', 'handlers_check'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
@@ -81,6 +82,15 @@ SELECT function_returns('procq', 'recover_stalled', ARRAY[]::name[], 'integer',
 SELECT has_function('procq', 'parent_results', ARRAY['bigint'], 'procq.parent_results(bigint) exists');
 SELECT function_returns('procq', 'parent_results', ARRAY['bigint'], 'jsonb',
     'procq.parent_results returns jsonb');
+SELECT has_function('procq', 'get_job', ARRAY['bigint'], 'procq.get_job(bigint) exists');
+SELECT function_returns('procq', 'get_job', ARRAY['bigint'], 'procq.jobs',
+    'procq.get_job returns procq.jobs');
+SELECT has_function('procq', 'get_jobs', ARRAY['bigint[]'], 'procq.get_jobs(bigint[]) exists');
+SELECT function_returns('procq', 'get_jobs', ARRAY['bigint[]'], 'setof procq.jobs',
+    'procq.get_jobs returns SETOF procq.jobs');
+SELECT has_function('procq', 'wait_job', ARRAY['bigint', 'interval'], 'procq.wait_job(bigint, interval) exists');
+SELECT function_returns('procq', 'wait_job', ARRAY['bigint', 'interval'], 'procq.jobs',
+    'procq.wait_job returns procq.jobs');
 SELECT has_function('procq', 'purge', ARRAY['interval'], 'procq.purge(interval) exists');
 SELECT function_returns('procq', 'purge', ARRAY['interval'], 'bigint',
     'procq.purge returns bigint (the number of jobs deleted)');
@@ -103,6 +113,8 @@ SELECT results_eq(
         ('fetch_jobs', ARRAY['n', 'queues', 'worker', 'tasks']),
         ('finish_job', ARRAY['job_id', 'status', 'result', 'error', 'attempt']),
         ('finish_jobs', ARRAY['job_ids', 'status', 'results', 'errors', 'attempts', 'job_id', 'status']),
+        ('get_job', ARRAY['job_id']),
+        ('get_jobs', ARRAY['job_ids']),
         ('heartbeat', ARRAY['job_id', 'attempt']),
         ('parent_results', ARRAY['job_id']),
         ('purge', ARRAY['older_than']),
@@ -110,6 +122,7 @@ SELECT results_eq(
         ('register_handler', ARRAY['task', 'kind', 'command', 'timeout']),
         ('retry_job', ARRAY['job_id', 'scheduled_at']),
         ('unregister_handler', ARRAY['task']),
+        ('wait_job', ARRAY['job_id', 'timeout']),
         ('worker_status', ARRAY['pid', 'worker', 'state', 'job_id', 'task',
                                 'job_started_at', 'jobs_done', 'started_at'])$$,
     'pg_proc.proargnames of the API functions are the documented argument names');
@@ -199,7 +212,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 21, 'procq has 21 functions (guards the checks below against passing vacuously)');
+    '=', 25, 'procq has 25 functions (guards the checks below against passing vacuously)');
 -- The two functions called per row are the exception: jobs_status_normalize
 -- (a BEFORE row trigger) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on

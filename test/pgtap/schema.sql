@@ -131,10 +131,10 @@ SELECT has_pk('procq', 'jobs', 'procq.jobs has a primary key');
 SELECT col_is_pk('procq', 'jobs', ARRAY['id'], 'the primary key of procq.jobs is id');
 
 -- The indexes the API's statements depend on.
-SELECT has_index('procq', 'jobs', 'jobs_ready_idx', ARRAY['priority', 'id'],
-    'jobs_ready_idx orders ready jobs by priority, id');
-SELECT has_index('procq', 'jobs', 'jobs_ready_queue_idx', ARRAY['queue', 'priority', 'id'],
-    'jobs_ready_queue_idx orders ready jobs per queue');
+SELECT has_index('procq', 'jobs', 'jobs_ready_idx', ARRAY['deferred_by', 'priority', 'id'],
+    'jobs_ready_idx orders ready jobs by priority, id, per role');
+SELECT has_index('procq', 'jobs', 'jobs_ready_queue_idx', ARRAY['deferred_by', 'queue', 'priority', 'id'],
+    'jobs_ready_queue_idx orders ready jobs per role and queue');
 SELECT index_is_unique('procq', 'jobs', 'jobs_one_doing_per_lock_idx',
     'at most one doing job per lock value (unique index)');
 SELECT is(

@@ -112,9 +112,12 @@ SELECT * FROM procq.fetch_jobs(1, tasks => ARRAY[NULL]::text[]);
 SELECT * FROM procq.fetch_job(tasks => ARRAY['t1', NULL]);
 
 ------------------------------------------------------------------------
--- A task filter descends the per-task ready index once and reads only that
--- task's entries, whatever other tasks have ready; the global ready index
--- is not read (index statistics of this backend, flushed on demand).
+-- A task filter descends the per-task ready index once per role and reads
+-- only that task's entries, whatever other tasks have ready (index
+-- statistics of this backend, flushed on demand).  The global ready index
+-- is read only by a superuser's fetch, which first finds the roles that
+-- have jobs to fetch there, one descent each (a loose scan: 2 scans and 1
+-- entry per fetch here).
 SELECT count(*) FROM procq.defer_jobs('noise', array_fill('{}'::jsonb, ARRAY[2000]));
 SELECT procq.defer('needle', priority => -100) AS id \gset
 SELECT pg_stat_force_next_flush();

@@ -3,7 +3,8 @@
 # writes alice's table, the same deferred by bob fails (42501) and writes
 # nothing; a handler runs only for roles whose privileges its registrar has
 # (bob's handler fails alice's job); only superusers register shell
-# handlers; nobody replaces another role's handler; a handler cannot become
+# handlers; only an administrator of handlers (INSERT, UPDATE, DELETE on
+# procq.handlers) registers them; nobody replaces another role's handler; a handler cannot become
 # the worker's superuser session user (SET ROLE, SET SESSION AUTHORIZATION,
 # set_config, RESET ROLE, in a function too) nor use superuser powers (ALTER
 # ROLE, pg_read_file, COPY TO PROGRAM); and a role cannot forge
@@ -26,6 +27,11 @@ CREATE ROLE alice LOGIN NOSUPERUSER;
 CREATE ROLE bob LOGIN NOSUPERUSER;
 GRANT USAGE ON SCHEMA procq TO alice, bob;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA procq TO alice, bob;
+CREATE ROLE carol LOGIN NOSUPERUSER;
+GRANT USAGE ON SCHEMA procq TO carol;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA procq TO carol;
+-- alice and bob administer handlers (README, Privileges); carol does not
+GRANT SELECT, INSERT, UPDATE, DELETE ON procq.handlers TO alice, bob;
 CREATE SCHEMA alice AUTHORIZATION alice;
 CREATE TABLE alice_table (job_id bigint, who text NOT NULL DEFAULT current_user, what text);
 GRANT SELECT, INSERT ON alice_table TO alice;
@@ -51,6 +57,14 @@ subtest 'a superuser\'s handler runs as the deferring role: alice may write, bob
 		"error of bob's write job");
 	is(sql($node, q{SELECT string_agg(job_id || ' ' || who || ' ' || what, ',' ORDER BY job_id) FROM alice_table}),
 		"$ja alice by alice,$jp postgres by postgres", 'alice_table');
+};
+
+# --- Only an administrator of handlers registers them.
+subtest 'a role with EXECUTE on every function but without the administrator grants cannot register a handler (42501)' => sub {
+	expect_sqlstate($node, '42501', 'carol registers a handler',
+		q{SELECT procq.register_handler('carols_task', 'sql', 'SELECT 1')}, user => 'carol');
+	is(sql($node, q{SELECT count(*) FROM procq.handlers WHERE task = 'carols_task'}),
+		0, "carol's handler is not stored");
 };
 
 # --- Shell handlers are for superusers; handlers belong to their registrar.
@@ -125,7 +139,7 @@ SELECT procq.defer(t) FROM unnest(ARRAY['esc_set_role', 'esc_session', 'esc_set_
 };
 
 # --- Nor can a role forge who deferred a job or who registered a handler.
-subtest 'alice can neither change jobs.deferred_by nor write procq.handlers (42501)' => sub {
+subtest 'alice can neither change jobs.deferred_by nor forge procq.handlers.registered_by (42501)' => sub {
 	expect_sqlstate($node, '42501', 'alice changes deferred_by',
 		"UPDATE procq.jobs SET deferred_by = 'postgres' WHERE id = $ja", user => 'alice');
 	expect_sqlstate($node, '42501', 'alice inserts a handler',

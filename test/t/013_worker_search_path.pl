@@ -45,7 +45,9 @@ sql($node, 'CREATE ROLE appowner LOGIN NOSUPERUSER');
 sql($node, 'CREATE DATABASE app OWNER appowner');
 sql($node, 'CREATE EXTENSION procq', db => 'app');
 sql($node,
-	'GRANT USAGE ON SCHEMA procq TO appowner; GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA procq TO appowner',
+	'GRANT USAGE ON SCHEMA procq TO appowner; GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA procq TO appowner;'
+	  # appowner registers a handler: the administrator grants (README, Privileges)
+	  . ' GRANT SELECT, INSERT, UPDATE, DELETE ON procq.handlers TO appowner',
 	db => 'app');
 sql($node, q{CREATE FUNCTION public.make_interval(secs integer) RETURNS interval
     LANGUAGE plpgsql AS $$

@@ -162,9 +162,11 @@ wait_for($node,
 	'the shell job did not run after procq.enable_shell was turned on');
 check_job($node, $off, 'after turning procq.enable_shell on it runs', "status = 'succeeded'");
 
-# Shell handlers are for superusers; the same role may register a SQL one.
+# Shell handlers are for superusers; the same role, an administrator of
+# handlers (README, Privileges), may register a SQL one.
 sql($node, q{CREATE ROLE plain LOGIN; GRANT USAGE ON SCHEMA procq TO plain;
-     GRANT EXECUTE ON FUNCTION procq.register_handler(text, text, text, interval) TO plain});
+     GRANT EXECUTE ON FUNCTION procq.register_handler(text, text, text, interval) TO plain;
+     GRANT SELECT, INSERT, UPDATE, DELETE ON procq.handlers TO plain});
 {
 	my $ok = 1;
 	my ($ret, $out, $err) = $node->psql('postgres',
