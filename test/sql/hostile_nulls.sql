@@ -58,9 +58,11 @@ BEGIN
     BEGIN
         BEGIN
             EXECUTE q INTO r;
-            -- a timestamp (heartbeat's) differs from run to run
-            outcome := 'ok: ' || coalesce(regexp_replace(r, '^\w{3} \w{3} \d\d \d\d:\d\d:\d\d[.0-9]* \d{4} \w+$',
-                                                         '<a timestamp>'), 'NULL');
+            -- timestamps (heartbeat's, a job row's) and a fetcher's pid
+            -- differ from run to run
+            outcome := 'ok: ' || coalesce(regexp_replace(regexp_replace(r,
+                           '"?\w{3} \w{3} \d\d \d\d:\d\d:\d\d[.0-9]* \d{4} \w+"?', '<a timestamp>', 'g'),
+                           'backend \d+', 'backend <pid>', 'g'), 'NULL');
             after := pg_temp.state();
             RAISE EXCEPTION USING ERRCODE = 'PQ999';
         EXCEPTION WHEN SQLSTATE 'PQ999' THEN
@@ -103,7 +105,7 @@ INSERT INTO arg_values VALUES
     (NULL, 'attempt', '1'), (NULL, 'attempts', $$'{1}'$$), (NULL, 'job_id', '1'),
     ('defer_jobs', 'args', $$'{"{}", "[1]"}'$$),
     ('retry_job', 'job_id', '4'), ('cancel_job', 'job_id', '2'), ('parent_results', 'job_id', '2'),
-    ('get_job', 'job_id', '1'),
+    ('get_job', 'job_id', '1'), ('wait_job', 'job_id', '3'),
     ('jobs_row_check', 'task', $$'t'$$), ('jobs_row_check', 'status', $$'todo'$$),
     ('jobs_row_check', 'attempts', '0'), ('jobs_row_check', 'pending_parents', '0'),
     ('jobs_row_check', 'lock_blocked', 'false'), ('jobs_row_check', 'delayed', 'false'),
