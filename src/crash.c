@@ -150,6 +150,7 @@ pq_crash_open(int slot)
 	f = AllocateFile(running_file, "r");
 	if (f == NULL)
 		return;
+	/* NOLINTNEXTLINE(cert-err34-c): procq's own file, written by render_entries */
 	while (fscanf(f, "%lld %d", &job, &deaths) == 2)
 	{
 		if (nsuspects == cap)
