@@ -18,6 +18,9 @@ if [[ ${1:-} == bench ]]; then
 fi
 if [[ ${1:-} == stress ]]; then
     packages+=(python3-psycopg)
+    packages+=(cppcheck)
+    packages+=(clang-tidy)
+    packages+=(valgrind)
 fi
 
 missing=()
