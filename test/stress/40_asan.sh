@@ -164,6 +164,28 @@ export LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
 exec "\$(dirname "\$0")/postgres.bin" "\$@" 2> >(exec tee -a "$san/stderr.\$\$" >&2)
 EOF
 chmod 755 "$pgbin/postgres"
+# pg_ctl restart starts the program that postmaster.opts names, which is
+# the real binary (the postmaster writes its own path): a pg_ctl wrapper
+# points it back at the postgres wrapper first.
+mv "$pgbin/pg_ctl" "$pgbin/pg_ctl.bin"
+cat >"$pgbin/pg_ctl" <<'EOF'
+#!/bin/bash
+# 40_asan.sh: before "pg_ctl restart", make postmaster.opts name the
+# sanitizer wrapper (bin/postgres) instead of bin/postgres.bin.
+data=${PGDATA:-}
+restart=
+prev=
+for a in "$@"; do
+    case $prev in -D | --pgdata) data=$a ;; esac
+    case $a in -D?*) data=${a#-D} ;; --pgdata=*) data=${a#--pgdata=} ;; restart) restart=1 ;; esac
+    prev=$a
+done
+if [[ -n $restart && -n $data && -f $data/postmaster.opts ]]; then
+    sed -i 's|/postgres\.bin |/postgres |' "$data/postmaster.opts"
+fi
+exec "$(dirname "$0")/pg_ctl.bin" "$@"
+EOF
+chmod 755 "$pgbin/pg_ctl"
 "$pgbin/postgres" -V >/dev/null || { echo "40_asan: the wrapped postgres does not run" >&2; exit 1; }
 rm -f "$san"/stderr.*
 [[ -z $(ls -A "$san") ]] || { echo "40_asan: postgres -V already left a report:" >&2; cat "$san"/* >&2; exit 1; }
