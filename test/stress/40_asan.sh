@@ -149,10 +149,11 @@ asan_options+=":quarantine_size_mb=64:malloc_context_size=20"
 ubsan_options="print_stacktrace=1:halt_on_error=1:abort_on_error=1:log_path=$san/ubsan"
 ubsan_options+=":suppressions=$work/ubsan.supp"
 mv "$pgbin/postgres" "$pgbin/postgres.bin"
-# With libasan loaded, libubsan writes its reports to stderr whatever
-# log_path says (seen with gcc 12: the log file is never opened), so the
-# server's stderr, its log, is also copied to $san/stderr.<pid>, which is
-# searched for reports at the end.
+# With both runtimes loaded, UBSAN_OPTIONS' log_path lands on libasan's
+# report file (both export __sanitizer_set_report_path; libasan's comes
+# first), so ASan reports go to $san/ubsan.<pid> and UBSan's own stay on
+# stderr (seen with gcc 12).  So the server's stderr, its log, is also
+# copied to $san/stderr.<pid>, which is searched for reports at the end.
 cat >"$pgbin/postgres" <<EOF
 #!/bin/bash
 # 40_asan.sh: PostgreSQL with the sanitizer runtimes preloaded (procq.so is
