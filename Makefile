@@ -4,6 +4,8 @@
 #   make test    install what is missing, build, run the whole test suite
 #   make stress  install what is missing (and the stress tools), build, run
 #                the long proofs: test/stress/*.sh (scripts/stress.sh)
+#   make test-asan  the whole suite against an ASan+UBSan build of procq in a
+#                private copy of PostgreSQL (test/stress/40_asan.sh)
 #   make bench   install what is missing (and node), build, run the benchmark:
 #                procq beside its peers and floors, one table (bench/run.sh)
 #
@@ -42,7 +44,7 @@ endif
 # PGXS does not track header dependencies.
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: deps test demo bench stress
+.PHONY: deps test demo bench stress test-asan
 
 deps:
 	@scripts/deps.sh
@@ -62,6 +64,10 @@ stress:
 	$(MAKE) all
 	$(MAKE) install
 	scripts/stress.sh
+
+test-asan:
+	@scripts/deps.sh
+	test/stress/40_asan.sh
 
 bench:
 	@scripts/deps.sh bench

@@ -19,6 +19,9 @@ fi
 if [[ ${1:-} == stress ]]; then
     packages+=(python3-psycopg)
     packages+=(sqlsmith)
+    packages+=(cppcheck)
+    packages+=(clang-tidy)
+    packages+=(valgrind)
 fi
 
 missing=()

@@ -150,6 +150,7 @@ pq_crash_open(int slot)
 	f = AllocateFile(running_file, "r");
 	if (f == NULL)
 		return;
+	/* NOLINTNEXTLINE(cert-err34-c): procq's own file, written by render_entries */
 	while (fscanf(f, "%lld %d", &job, &deaths) == 2)
 	{
 		if (nsuspects == cap)
@@ -208,7 +209,8 @@ pq_crash_note_batch(const int64 *ids, int n)
 		batch = batch ? repalloc(batch, sizeof(int64) * batch_cap)
 			: MemoryContextAlloc(TopMemoryContext, sizeof(int64) * batch_cap);
 	}
-	memcpy(batch, ids, sizeof(int64) * n);
+	if (n > 0)					/* batch is still NULL for an empty first batch */
+		memcpy(batch, ids, sizeof(int64) * n);
 	nbatch = n;
 
 	/* what worker_quickdie writes back if the batch dies of a SIGQUIT */
@@ -323,7 +325,8 @@ pq_crash_batch_failed(void)
 		suspects = suspects ? repalloc(suspects, sizeof(CrashEntry) * suspects_cap)
 			: MemoryContextAlloc(TopMemoryContext, sizeof(CrashEntry) * suspects_cap);
 	}
-	memcpy(suspects, noted, sizeof(CrashEntry) * nnoted);
+	if (nnoted > 0)
+		memcpy(suspects, noted, sizeof(CrashEntry) * nnoted);
 	nsuspects = nnoted;
 	nbatch = 0;
 	alone_left = 2 * nsuspects;

@@ -547,7 +547,9 @@ find_parents(PQBatchJob *jobs, int n, int *nfound)
 	total = 0;
 	for (int i = 0; i < n; i++)
 	{
-		memcpy(ids + total, jobs[i].spec->parents, sizeof(int64) * jobs[i].spec->nparents);
+		/* parents is NULL for a job without any (memcpy's NULL is UB) */
+		if (jobs[i].spec->nparents > 0)
+			memcpy(ids + total, jobs[i].spec->parents, sizeof(int64) * jobs[i].spec->nparents);
 		total += jobs[i].spec->nparents;
 	}
 	pq_sort_unique_ids(ids, &total);

@@ -31,11 +31,23 @@ static PQStatement stmt_orphans = PQ_STATEMENT(
 static bool
 worker_is_alive(const char *name, const pid_t *live)
 {
-	int			slot;
-	int			pid;
+	const char *prefix = "procq worker ";
+	char	   *end;
+	long		slot;
+	long		pid;
 
-	return sscanf(name, "procq worker %d pid %d", &slot, &pid) == 2 &&
-		slot >= 1 && slot <= PQ_MAX_WORKERS && live[slot - 1] == pid;
+	/* strtol, not sscanf: the name comes from SQL and may overflow an int */
+	if (strncmp(name, prefix, strlen(prefix)) != 0)
+		return false;
+	errno = 0;
+	slot = strtol(name + strlen(prefix), &end, 10);
+	if (errno != 0 || strncmp(end, " pid ", 5) != 0)
+		return false;
+	name = end + 5;
+	pid = strtol(name, &end, 10);
+	if (errno != 0 || end == name)
+		return false;
+	return slot >= 1 && slot <= PQ_MAX_WORKERS && live[slot - 1] == pid;
 }
 
 /*

@@ -283,6 +283,7 @@ child_exec(char *const argv[], char *const envp[], const char *path,
 		/* an empty element means the current directory, as in execvp */
 		if (dirlen > 0)
 		{
+			/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): the name and its NUL follow */
 			memcpy(pathbuf, p, dirlen);
 			pathbuf[dirlen++] = '/';
 		}

@@ -76,6 +76,8 @@ step_context(void *arg)
 		errcontext("workflow step %d (key \"%s\")", ctx->nth, ctx->key);
 }
 
+static void step_error(int nth, const char *key, const char *problem) pg_attribute_noreturn();
+
 /*
  * step_error reports a malformed step; nth counts from 1.
  */
