@@ -26,7 +26,7 @@ my %not_relation = map { $_ => 1 } qw(SET SKIP OF LATERAL NOWAIT ONLY);
 my @unqualified;
 for my $sql (@stmts)
 {
-	my %cte = map { lc($_) => 1 } ($sql =~ /\b(\w+)\s+AS\s+(?:NOT\s+)?(?:MATERIALIZED\s+)?\(/gi);
+	my %cte = map { lc($_) => 1 } ($sql =~ /\b(\w+)\s*(?:\([\w\s,]*\))?\s*AS\s+(?:NOT\s+)?(?:MATERIALIZED\s+)?\(/gi);
 	while ($sql =~ /\b(?:FROM|JOIN|UPDATE|INTO)\s+([A-Za-z_]\w*)(\s*[.(])?/gi)
 	{
 		my ($name, $next) = ($1, $2);
