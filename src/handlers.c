@@ -41,7 +41,7 @@ PG_FUNCTION_INFO_V1(procq_handlers_check);
 #define HANDLER_ADMIN_PRIVS (ACL_INSERT | ACL_UPDATE | ACL_DELETE)
 
 static PQStatement stmt_owner = PQ_STATEMENT(
-	"SELECT registered_by FROM procq.handlers WHERE task = $1",
+	"SELECT registered_by FROM procq.handlers WHERE task = $1 FOR UPDATE",
 	1, TEXTOID);
 
 static PQStatement stmt_upsert = PQ_STATEMENT(
@@ -49,7 +49,8 @@ static PQStatement stmt_upsert = PQ_STATEMENT(
 	" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (task) DO UPDATE SET"
 	" kind = EXCLUDED.kind, command = EXCLUDED.command,"
 	" timeout = EXCLUDED.timeout, registered_by = EXCLUDED.registered_by,"
-	" registered_at = EXCLUDED.registered_at",
+	" registered_at = EXCLUDED.registered_at"
+	" WHERE pg_catalog.pg_has_role($5::oid, procq.handlers.registered_by::oid, 'USAGE')",
 	5, TEXTOID, TEXTOID, TEXTOID, INTERVALOID, REGROLEOID);
 
 static PQStatement stmt_delete = PQ_STATEMENT(
@@ -97,7 +98,9 @@ require_registrant_privs(const char *task, Oid owner)
 /*
  * handler_exists_for_me says whether task has a handler, and raises an
  * error when it belongs to a role whose privileges the current role does
- * not have: only its owner (or a role acting for it) may change it.
+ * not have: only its owner (or a role acting for it) may change it.  The
+ * handler's row stays locked until the end of the transaction, so that its
+ * registrant cannot change before the caller writes it.
  */
 static bool
 handler_exists_for_me(text *task)
@@ -214,7 +217,20 @@ procq_register_handler(PG_FUNCTION_ARGS)
 	v[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	n[3] = PG_ARGISNULL(3) ? 'n' : ' ';
 	v[4] = ObjectIdGetDatum(GetUserId());
-	pq_exec(&stmt_upsert, v, n, 0);
+
+	/*
+	 * The check above locked an existing handler, but a handler another
+	 * administrator's uncommitted INSERT is adding was invisible to it: the
+	 * upsert then waits for that INSERT and, once it has committed, takes the
+	 * update branch, which checks the registrant itself.  No row changed
+	 * means the committed handler is not ours: look again to say whose.
+	 */
+	if (pq_exec(&stmt_upsert, v, n, 0) == 0)
+	{
+		(void) handler_exists_for_me(task);
+		elog(ERROR, "handler of task \"%s\" was neither inserted nor updated",
+			 text_to_cstring(task));
+	}
 	pq_finish();
 
 	PG_RETURN_VOID();
