@@ -18,6 +18,9 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM procq.unregister_handler(task) FROM procq.handlers;
     COMMIT;
+    -- the workers lock jobs before job_dependencies: the same order here, or
+    -- the TRUNCATE deadlocks with a worker's claim or bookkeeping
+    LOCK TABLE procq.jobs, procq.job_dependencies IN ACCESS EXCLUSIVE MODE;
     TRUNCATE procq.job_dependencies, procq.jobs RESTART IDENTITY;
 END
 $$;
