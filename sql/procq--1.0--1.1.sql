@@ -390,3 +390,125 @@ CREATE TRIGGER handlers_check
     FOR EACH ROW
     EXECUTE FUNCTION procq.handlers_check();
 REVOKE ALL ON FUNCTION procq.handlers_check() FROM PUBLIC;
+-- issue 9, skeleton: the columns of workflows and conditions on parents
+------------------------------------------------------------------------------
+
+-- A job of procq 1.0 waited for its parents' success and starts a workflow
+-- of its own.
+ALTER TABLE procq.jobs
+    ADD COLUMN run_after text NOT NULL DEFAULT 'success',
+    ADD COLUMN failed_parents integer NOT NULL DEFAULT 0,
+    ADD COLUMN workflow_id bigint,
+    ADD COLUMN step_key text;
+UPDATE procq.jobs SET workflow_id = id;
+ALTER TABLE procq.jobs ALTER COLUMN workflow_id SET NOT NULL;
+
+ALTER TABLE procq.jobs DROP CONSTRAINT jobs_row_valid;
+DROP FUNCTION procq.jobs_row_check(text, text, procq.job_status, integer, integer,
+    integer, boolean, boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz,
+    text, bigint, text);
+CREATE FUNCTION procq.jobs_row_check(
+    task text, queue text, status procq.job_status, attempts integer,
+    max_attempts integer, pending_parents integer, lock_blocked boolean,
+    delayed boolean, started_at timestamptz, lease_expires_at timestamptz,
+    finished_at timestamptz, result jsonb, scheduled_at timestamptz,
+    lock text, cancelled_by bigint, queueing_lock text, run_after text,
+    failed_parents integer)
+RETURNS boolean
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'procq_jobs_row_check';
+REVOKE ALL ON FUNCTION procq.jobs_row_check(text, text, procq.job_status, integer, integer,
+    integer, boolean, boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz,
+    text, bigint, text, text, integer) FROM PUBLIC;
+ALTER TABLE procq.jobs ADD CONSTRAINT jobs_row_valid CHECK (procq.jobs_row_check(
+    task, queue, status, attempts, max_attempts, pending_parents,
+    lock_blocked, delayed, started_at, lease_expires_at, finished_at,
+    result, scheduled_at, lock, cancelled_by, queueing_lock, run_after,
+    failed_parents));
+
+CREATE FUNCTION procq.jobs_workflow_default()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'procq_jobs_workflow_default';
+
+CREATE TRIGGER jobs_workflow_default
+    BEFORE INSERT ON procq.jobs
+    FOR EACH ROW
+    WHEN (NEW.workflow_id IS NULL)
+    EXECUTE FUNCTION procq.jobs_workflow_default();
+REVOKE ALL ON FUNCTION procq.jobs_workflow_default() FROM PUBLIC;
+
+-- defer and defer_jobs take run_after and workflow_id: the old declarations
+-- go, and whoever could execute them can execute the new ones.
+CREATE FUNCTION procq.defer(
+    task text,
+    args jsonb DEFAULT '{}',
+    queue text DEFAULT 'default',
+    priority integer DEFAULT 0,
+    scheduled_at timestamptz DEFAULT NULL,
+    depends_on bigint[] DEFAULT NULL,
+    max_attempts integer DEFAULT 1,
+    lock text DEFAULT NULL,
+    queueing_lock text DEFAULT NULL,
+    run_after text DEFAULT 'success',
+    workflow_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer';
+COMMENT ON FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint) IS
+    'insert a job and its dependencies atomically; returns the job id';
+
+CREATE FUNCTION procq.defer_jobs(
+    task text,
+    args jsonb[],
+    queue text DEFAULT 'default',
+    priority integer DEFAULT 0,
+    scheduled_at timestamptz DEFAULT NULL,
+    depends_on bigint[] DEFAULT NULL,
+    max_attempts integer DEFAULT 1,
+    lock text DEFAULT NULL,
+    run_after text DEFAULT 'success',
+    workflow_id bigint DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer_jobs';
+COMMENT ON FUNCTION procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint) IS
+    'insert one job per element of args, all depending on depends_on; returns their ids in order';
+
+REVOKE ALL ON FUNCTION
+    procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint),
+    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint)
+FROM PUBLIC;
+
+DO $$
+DECLARE
+    f record;
+    g record;
+BEGIN
+    FOR f IN
+        SELECT * FROM (VALUES
+            ('procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text)',
+             'procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint)'),
+            ('procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text)',
+             'procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint)'))
+            AS v(old, new)
+    LOOP
+        FOR g IN
+            SELECT a.grantee, a.is_grantable
+            FROM pg_catalog.pg_proc p,
+                 pg_catalog.aclexplode(p.proacl) AS a
+            WHERE p.oid = f.old::pg_catalog.regprocedure
+              AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+        LOOP
+            EXECUTE pg_catalog.format(
+                'GRANT EXECUTE ON FUNCTION %s TO %s%s', f.new,
+                CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END,
+                CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+END
+$$;
+DROP FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text);
+DROP FUNCTION procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text);

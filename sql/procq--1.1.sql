@@ -54,7 +54,8 @@ CREATE FUNCTION procq.jobs_row_check(
     max_attempts integer, pending_parents integer, lock_blocked boolean,
     delayed boolean, started_at timestamptz, lease_expires_at timestamptz,
     finished_at timestamptz, result jsonb, scheduled_at timestamptz,
-    lock text, cancelled_by bigint, queueing_lock text)
+    lock text, cancelled_by bigint, queueing_lock text, run_after text,
+    failed_parents integer)
 RETURNS boolean
 LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'procq_jobs_row_check';
@@ -87,6 +88,13 @@ CREATE TABLE procq.jobs (
     delayed          boolean NOT NULL DEFAULT false,
     lease_expires_at timestamptz,
     cancelled_by     bigint,
+    -- issue 9: when the job runs (after its parents' 'success', their
+    -- 'completion', or a 'failure' among them), how many parents ended
+    -- without success, the workflow it belongs to and its step key.
+    run_after        text NOT NULL DEFAULT 'success',
+    failed_parents   integer NOT NULL DEFAULT 0,
+    workflow_id      bigint NOT NULL,
+    step_key         text,
 
     -- jobs_task_not_empty, jobs_queue_not_empty, jobs_max_attempts_positive,
     -- jobs_attempts_in_range, jobs_todo_has_attempts_left,
@@ -95,11 +103,14 @@ CREATE TABLE procq.jobs (
     -- jobs_delayed_needs_schedule, jobs_lock_blocked_needs_lock,
     -- jobs_lease_only_when_doing, jobs_cancelled_by_only_when_cancelled,
     -- jobs_task_length, jobs_queue_length, jobs_lock_length,
-    -- jobs_queueing_lock_length (see procq_jobs_row_check in src/jobs.c)
+    -- jobs_queueing_lock_length, jobs_run_after_valid,
+    -- jobs_failed_parents_not_negative (see procq_jobs_row_check in
+    -- src/jobs.c)
     CONSTRAINT jobs_row_valid CHECK (procq.jobs_row_check(
         task, queue, status, attempts, max_attempts, pending_parents,
         lock_blocked, delayed, started_at, lease_expires_at, finished_at,
-        result, scheduled_at, lock, cancelled_by, queueing_lock))
+        result, scheduled_at, lock, cancelled_by, queueing_lock, run_after,
+        failed_parents))
 );
 
 COMMENT ON TABLE procq.jobs IS 'procq jobs; create them with procq.defer or procq.defer_workflow';
@@ -205,12 +216,14 @@ CREATE FUNCTION procq.defer(
     depends_on bigint[] DEFAULT NULL,
     max_attempts integer DEFAULT 1,
     lock text DEFAULT NULL,
-    queueing_lock text DEFAULT NULL)
+    queueing_lock text DEFAULT NULL,
+    run_after text DEFAULT 'success',
+    workflow_id bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_defer';
-COMMENT ON FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text) IS
+COMMENT ON FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint) IS
     'insert a job and its dependencies atomically; returns the job id';
 
 CREATE FUNCTION procq.defer_workflow(steps jsonb)
@@ -319,12 +332,14 @@ CREATE FUNCTION procq.defer_jobs(
     scheduled_at timestamptz DEFAULT NULL,
     depends_on bigint[] DEFAULT NULL,
     max_attempts integer DEFAULT 1,
-    lock text DEFAULT NULL)
+    lock text DEFAULT NULL,
+    run_after text DEFAULT 'success',
+    workflow_id bigint DEFAULT NULL)
 RETURNS SETOF bigint
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 100
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_defer_jobs';
-COMMENT ON FUNCTION procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text) IS
+COMMENT ON FUNCTION procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint) IS
     'insert one job per element of args, all depending on depends_on; returns their ids in order';
 -- C: src/retention.c.  Not for application roles: it needs DELETE on
 -- procq.jobs besides EXECUTE.
@@ -484,6 +499,19 @@ CREATE TRIGGER handlers_check
     FOR EACH ROW
     EXECUTE FUNCTION procq.handlers_check();
 
+-- issue 9: a job inserted without a workflow_id (an INSERT that names none)
+-- starts its own workflow, whose id is its own.
+CREATE FUNCTION procq.jobs_workflow_default()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'procq_jobs_workflow_default';
+
+CREATE TRIGGER jobs_workflow_default
+    BEFORE INSERT ON procq.jobs
+    FOR EACH ROW
+    WHEN (NEW.workflow_id IS NULL)
+    EXECUTE FUNCTION procq.jobs_workflow_default();
+
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; see README for the grants to give.
 ------------------------------------------------------------------------------
@@ -492,7 +520,7 @@ REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies, procq.handlers,
     procq.worker_status FROM PUBLIC;
 REVOKE ALL ON SEQUENCE procq.jobs_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION
-    procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
+    procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint),
     procq.defer_workflow(jsonb),
     procq.fetch_job(text[], text, text[]),
     procq.finish_job(bigint, procq.job_status, jsonb, text, integer),
@@ -511,12 +539,14 @@ REVOKE ALL ON FUNCTION
     procq.dependency_deleted(),
     procq.fetch_jobs(integer, text[], text, text[]),
     procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[]),
-    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text),
+    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint),
     procq.jobs_row_check(text, text, procq.job_status, integer, integer, integer, boolean,
-        boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint, text),
+        boolean, timestamptz, timestamptz, timestamptz, jsonb, timestamptz, text, bigint, text,
+        text, integer),
     procq.get_job(bigint),
     procq.get_jobs(bigint[]),
     procq.wait_job(bigint, interval),
-    procq.handlers_check()
+    procq.handlers_check(),
+    procq.jobs_workflow_default()
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

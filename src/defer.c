@@ -35,35 +35,53 @@
 PG_FUNCTION_INFO_V1(procq_defer);
 PG_FUNCTION_INFO_V1(procq_defer_jobs);
 
-/* The INSERT of one job, completed by INSERT_JOB_ON_CONFLICT or not. */
-#define INSERT_JOB \
+/*
+ * The INSERT of one job, completed by INSERT_JOB_ON_CONFLICT or not.  The
+ * columns of workflows and conditions (issue 9) come as extra columns and
+ * values: procq 1.0's table, which this library serves until ALTER
+ * EXTENSION procq UPDATE, has none of them, and its statements leave their
+ * parameters unused.
+ */
+#define INSERT_JOB_WITH(extra_columns, extra_values) \
 	"INSERT INTO procq.jobs (queue, task, args, status, priority," \
 	" scheduled_at, max_attempts, lock, queueing_lock, pending_parents," \
-	" lock_blocked, delayed, cancelled_by, error, finished_at, deferred_by)" \
+	" lock_blocked, delayed, cancelled_by, error, finished_at, deferred_by" \
+	extra_columns ")" \
 	" VALUES ($1, $2, $3, $4::procq.job_status, $5, $6, $7, $8, $9, $10," \
 	" $11 AND $4 = 'todo'," \
 	" $4 = 'todo' AND $6 IS NOT NULL AND $6 > statement_timestamp()," \
 	" $12, $13, CASE WHEN $4 = 'todo' THEN NULL ELSE clock_timestamp() END," \
-	" $14)"
+	" $14" extra_values ")"
+#define INSERT_JOB \
+	INSERT_JOB_WITH(", run_after, failed_parents, workflow_id, step_key", \
+					", $15, $16, $17, $18")
+#define INSERT_JOB_1_0 INSERT_JOB_WITH("", "")
 #define INSERT_JOB_ON_CONFLICT \
 	" ON CONFLICT (queueing_lock)" \
 	" WHERE status = 'todo' AND queueing_lock IS NOT NULL DO NOTHING"
 #define INSERT_JOB_RETURNING " RETURNING id, " PQ_READY_COND
+#define INSERT_JOB_ARGS \
+	18, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID, \
+	INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID, INT8OID, TEXTOID, REGROLEOID, \
+	TEXTOID, INT4OID, INT8OID, TEXTOID
+
+/* PQ_STATEMENT with the parameter list in one macro (expanded first) */
+#define PQ_STATEMENT_V(sql, ...) PQ_STATEMENT(sql, __VA_ARGS__)
 
 /* a job with a queueing_lock: none if another todo job holds it */
-static PQStatement stmt_insert_job = PQ_STATEMENT(
-	INSERT_JOB INSERT_JOB_ON_CONFLICT INSERT_JOB_RETURNING,
-	14, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
-	INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID, INT8OID, TEXTOID, REGROLEOID);
+static PQStatement stmt_insert_job = PQ_STATEMENT_V(
+	INSERT_JOB INSERT_JOB_ON_CONFLICT INSERT_JOB_RETURNING, INSERT_JOB_ARGS);
+static PQStatement stmt_insert_job_1_0 = PQ_STATEMENT_V(
+	INSERT_JOB_1_0 INSERT_JOB_ON_CONFLICT INSERT_JOB_RETURNING, INSERT_JOB_ARGS);
 
 /*
  * a job without one ($9 is NULL): it cannot conflict, and a plain INSERT
  * saves the speculative insertion (a lock and a WAL record per job)
  */
-static PQStatement stmt_insert_job_plain = PQ_STATEMENT(
-	INSERT_JOB INSERT_JOB_RETURNING,
-	14, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, TIMESTAMPTZOID,
-	INT4OID, TEXTOID, TEXTOID, INT4OID, BOOLOID, INT8OID, TEXTOID, REGROLEOID);
+static PQStatement stmt_insert_job_plain = PQ_STATEMENT_V(
+	INSERT_JOB INSERT_JOB_RETURNING, INSERT_JOB_ARGS);
+static PQStatement stmt_insert_job_plain_1_0 = PQ_STATEMENT_V(
+	INSERT_JOB_1_0 INSERT_JOB_RETURNING, INSERT_JOB_ARGS);
 
 static PQStatement stmt_insert_deps = PQ_STATEMENT(
 	"INSERT INTO procq.job_dependencies (job_id, depends_on)"
@@ -91,32 +109,49 @@ static PQStatement stmt_queueing_holders = PQ_STATEMENT(
  * The jobs of a batch, one array element each; a job with cancelled_by is
  * inserted cancelled.  Returns the queues in which a job became ready.
  */
-static PQStatement stmt_insert_batch = PQ_STATEMENT(
-	"WITH ins AS (INSERT INTO procq.jobs (id, queue, task, args, status,"
-	"  priority, scheduled_at, max_attempts, lock, queueing_lock,"
-	"  pending_parents, lock_blocked, delayed, cancelled_by, error,"
-	"  finished_at, deferred_by)"
-	" OVERRIDING SYSTEM VALUE"
-	" SELECT u.id, u.queue, u.task, u.args,"
-	"  CASE WHEN u.cancelled_by IS NULL THEN 'todo'"
-	"   ELSE 'cancelled' END::procq.job_status,"
-	"  u.priority, u.scheduled_at, u.max_attempts, u.lock, u.qlock,"
-	"  u.pending, u.blocked,"
-	"  u.cancelled_by IS NULL AND u.scheduled_at IS NOT NULL"
-	"   AND u.scheduled_at > statement_timestamp(),"
-	"  u.cancelled_by, u.error,"
-	"  CASE WHEN u.cancelled_by IS NULL THEN NULL ELSE clock_timestamp() END,"
-	"  $14"
-	" FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[],"
-	"  $5::int4[], $6::timestamptz[], $7::int4[], $8::text[], $9::text[],"
-	"  $10::int4[], $11::bool[], $12::bigint[], $13::text[])"
-	"  AS u(id, queue, task, args, priority, scheduled_at, max_attempts,"
-	"   lock, qlock, pending, blocked, cancelled_by, error)"
-	" RETURNING queue, " PQ_READY_COND " AS ready)"
-	" SELECT DISTINCT queue FROM ins WHERE ready",
-	14, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT4ARRAYOID,
-	TIMESTAMPTZARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	INT4ARRAYOID, BOOLARRAYOID, INT8ARRAYOID, TEXTARRAYOID, REGROLEOID);
+#define INSERT_BATCH_WITH(extra_columns, extra_values) \
+	"WITH ins AS (INSERT INTO procq.jobs (id, queue, task, args, status," \
+	"  priority, scheduled_at, max_attempts, lock, queueing_lock," \
+	"  pending_parents, lock_blocked, delayed, cancelled_by, error," \
+	"  finished_at, deferred_by" extra_columns ")" \
+	" OVERRIDING SYSTEM VALUE" \
+	" SELECT u.id, u.queue, u.task, u.args," \
+	"  CASE WHEN u.cancelled_by IS NULL THEN 'todo'" \
+	"   ELSE 'cancelled' END::procq.job_status," \
+	"  u.priority, u.scheduled_at, u.max_attempts, u.lock, u.qlock," \
+	"  u.pending, u.blocked," \
+	"  u.cancelled_by IS NULL AND u.scheduled_at IS NOT NULL" \
+	"   AND u.scheduled_at > statement_timestamp()," \
+	"  u.cancelled_by, u.error," \
+	"  CASE WHEN u.cancelled_by IS NULL THEN NULL ELSE clock_timestamp() END," \
+	"  $18" extra_values \
+	" FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[]," \
+	"  $5::int4[], $6::timestamptz[], $7::int4[], $8::text[], $9::text[]," \
+	"  $10::int4[], $11::bool[], $12::bigint[], $13::text[], $14::text[]," \
+	"  $15::int4[], $16::bigint[], $17::text[])" \
+	"  AS u(id, queue, task, args, priority, scheduled_at, max_attempts," \
+	"   lock, qlock, pending, blocked, cancelled_by, error, run_after, failed," \
+	"   workflow_id, step_key)" \
+	" RETURNING queue, " PQ_READY_COND " AS ready)" \
+	" SELECT DISTINCT queue FROM ins WHERE ready"
+#define INSERT_BATCH_ARGS \
+	18, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INT4ARRAYOID, \
+	TIMESTAMPTZARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, \
+	INT4ARRAYOID, BOOLARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, \
+	INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, REGROLEOID
+
+/*
+ * The jobs of a batch, one array element each; a job with cancelled_by is
+ * inserted cancelled.  Returns the queues in which a job became ready.
+ * (The 1.0 table has no columns of workflows and conditions: see
+ * INSERT_JOB_WITH.)
+ */
+static PQStatement stmt_insert_batch = PQ_STATEMENT_V(
+	INSERT_BATCH_WITH(", run_after, failed_parents, workflow_id, step_key",
+					  ", u.run_after, u.failed, u.workflow_id, u.step_key"),
+	INSERT_BATCH_ARGS);
+static PQStatement stmt_insert_batch_1_0 = PQ_STATEMENT_V(
+	INSERT_BATCH_WITH("", ""), INSERT_BATCH_ARGS);
 
 static PQStatement stmt_insert_batch_deps = PQ_STATEMENT(
 	"INSERT INTO procq.job_dependencies (job_id, depends_on)"
@@ -275,8 +310,9 @@ pq_defer_job(PQJobSpec *spec)
 	const char *status = "todo";
 	char	   *error = NULL;
 	Datum		parents_array = (Datum) 0;
-	Datum		v[14];
-	char		n[14];
+	Datum		v[18];
+	char		n[18];
+	PQStatement *insert;
 	int64		job_id;
 	bool		isnull;
 	bool		ready;
@@ -325,9 +361,18 @@ pq_defer_job(PQJobSpec *spec)
 	v[12] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	n[12] = error ? ' ' : 'n';
 	v[13] = ObjectIdGetDatum(GetUserId());
+	v[14] = CStringGetTextDatum(pq_run_after_name(spec->run_after));
+	v[15] = Int32GetDatum(0);
+	v[16] = Int64GetDatum(spec->workflow_id);
+	n[16] = spec->workflow_id != 0 ? ' ' : 'n';
+	v[17] = PointerGetDatum(spec->step_key);
+	n[17] = spec->step_key ? ' ' : 'n';
 
-	if (pq_exec(spec->queueing_lock ? &stmt_insert_job : &stmt_insert_job_plain,
-				v, n, 0) == 0)
+	if (pq_schema_has_workflows())
+		insert = spec->queueing_lock ? &stmt_insert_job : &stmt_insert_job_plain;
+	else
+		insert = spec->queueing_lock ? &stmt_insert_job_1_0 : &stmt_insert_job_plain_1_0;
+	if (pq_exec(insert, v, n, 0) == 0)
 		queueing_lock_taken(spec->queueing_lock);
 	job_id = DatumGetInt64(pq_get_attr(0, 1, &isnull));
 	ready = DatumGetBool(pq_get_attr(0, 2, &isnull));
@@ -373,7 +418,8 @@ depends_on_arg(ArrayType *arr, PQJobSpec *spec)
 
 /*
  * procq.defer(task, args, queue, priority, scheduled_at, depends_on,
- *			   max_attempts, lock, queueing_lock) returns bigint
+ *			   max_attempts, lock, queueing_lock, run_after, workflow_id)
+ *	 returns bigint
  *
  * Inserts a job and its dependency rows in one go, and returns its id.
  */
@@ -401,6 +447,13 @@ procq_defer(PG_FUNCTION_ARGS)
 	spec.queueing_lock = PG_ARGISNULL(8) ? NULL : PG_GETARG_TEXT_PP(8);
 	if (!PG_ARGISNULL(5))
 		depends_on_arg(PG_GETARG_ARRAYTYPE_P(5), &spec);
+	/* procq 1.0's declaration has neither (see INSERT_JOB_WITH) */
+	if (PG_NARGS() > 10)
+	{
+		pq_require_arg(fcinfo, 9, "run_after");
+		spec.run_after = pq_check_run_after(PG_GETARG_TEXT_PP(9), "run_after");
+		spec.workflow_id = PG_ARGISNULL(10) ? 0 : PG_GETARG_INT64(10);
+	}
 
 	pq_validate_spec(&spec);
 
@@ -614,10 +667,10 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 	int64	   *blame;
 	int			nedges = 0;
 	int			e = 0;
-	Datum		v[14];
-	char		nulls[14];
-	Datum	   *d[13];
-	bool	   *dn[13];
+	Datum		v[18];
+	char		nulls[18];
+	Datum	   *d[17];
+	bool	   *dn[17];
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	int64	   *edge_child;
@@ -685,7 +738,7 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 		}
 	}
 
-	for (int c = 0; c < 13; c++)
+	for (int c = 0; c < 17; c++)
 	{
 		d[c] = palloc(sizeof(Datum) * n);
 		dn[c] = palloc0(sizeof(bool) * n);
@@ -822,15 +875,21 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 										   state[i] == 'F' ? "failed" : "was cancelled"))
 			: (Datum) 0;
 		dn[12][i] = blame[i] == 0;
+		d[13][i] = CStringGetTextDatum(pq_run_after_name(spec->run_after));
+		d[14][i] = Int32GetDatum(0);
+		d[15][i] = Int64GetDatum(spec->workflow_id);
+		dn[15][i] = spec->workflow_id == 0;
+		d[16][i] = PointerGetDatum(spec->step_key);
+		dn[16][i] = spec->step_key == NULL;
 	}
 
 	/* one INSERT for the jobs */
 	{
-		static const Oid elemtypes[13] = {INT8OID, TEXTOID, TEXTOID, JSONBOID,
+		static const Oid elemtypes[17] = {INT8OID, TEXTOID, TEXTOID, JSONBOID,
 			INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, INT4OID,
-		BOOLOID, INT8OID, TEXTOID};
+		BOOLOID, INT8OID, TEXTOID, TEXTOID, INT4OID, INT8OID, TEXTOID};
 
-		for (int c = 0; c < 13; c++)
+		for (int c = 0; c < 17; c++)
 		{
 			int16		typlen;
 			bool		typbyval;
@@ -842,9 +901,10 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 													  typbyval, typalign));
 		}
 	}
-	v[13] = ObjectIdGetDatum(GetUserId());
+	v[17] = ObjectIdGetDatum(GetUserId());
 	memset(nulls, ' ', sizeof(nulls));
-	nqueues = pq_exec(&stmt_insert_batch, v, nulls, 0);
+	nqueues = pq_exec(pq_schema_has_workflows() ? &stmt_insert_batch : &stmt_insert_batch_1_0,
+					  v, nulls, 0);
 	{
 		char	  **queues = palloc(sizeof(char *) * Max(nqueues, 1));
 
@@ -911,7 +971,8 @@ materialize_ids(FunctionCallInfo fcinfo)
 
 /*
  * procq.defer_jobs(task, args jsonb[], queue, priority, scheduled_at,
- *					depends_on, max_attempts, lock) returns setof bigint
+ *					depends_on, max_attempts, lock, run_after, workflow_id)
+ *	 returns setof bigint
  *
  * One job per element of args, all with the same settings and parents (a
  * fan-out in one call), inserted in set-based statements; returns their
@@ -948,6 +1009,12 @@ procq_defer_jobs(PG_FUNCTION_ARGS)
 	spec.lock = PG_ARGISNULL(7) ? NULL : PG_GETARG_TEXT_PP(7);
 	if (!PG_ARGISNULL(5))
 		depends_on_arg(PG_GETARG_ARRAYTYPE_P(5), &spec);
+	if (PG_NARGS() > 9)
+	{
+		pq_require_arg(fcinfo, 8, "run_after");
+		spec.run_after = pq_check_run_after(PG_GETARG_TEXT_PP(8), "run_after");
+		spec.workflow_id = PG_ARGISNULL(9) ? 0 : PG_GETARG_INT64(9);
+	}
 	pq_validate_spec(&spec);
 
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), JSONBOID, -1, false, TYPALIGN_INT,

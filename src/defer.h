@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include "jobs.h"
+
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -27,6 +29,9 @@ typedef struct PQJobSpec
 	int32		max_attempts;
 	text	   *lock;			/* NULL when none */
 	text	   *queueing_lock;	/* NULL when none */
+	PQRunAfter	run_after;		/* when it runs, as to its parents */
+	int64		workflow_id;	/* the workflow to join, or 0 */
+	text	   *step_key;		/* its key in defer_workflow, or NULL */
 } PQJobSpec;
 
 /*

@@ -8,10 +8,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "jobs.h"
 #include "procq.h"
@@ -128,6 +130,84 @@ pq_job_failed_parent(int64 job_id, int64 *parent, char **status)
 }
 
 /*
+ * pq_schema_has_workflows says whether procq.jobs has the columns of
+ * workflows and conditions on parents (run_after, failed_parents,
+ * workflow_id, step_key; procq 1.1).  This library also serves procq 1.0's
+ * table until ALTER EXTENSION procq UPDATE: there, every job waits for its
+ * parents' success and is a workflow of its own, and the statements that
+ * name those columns must not run.  Two syscache lookups.
+ */
+bool
+pq_schema_has_workflows(void)
+{
+	Oid			nsp = get_namespace_oid("procq", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("jobs", nsp) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, "workflow_id") != InvalidAttrNumber;
+}
+
+/*
+ * pq_run_after_from_text reads a run_after value ('success', 'completion'
+ * or 'failure'); anything else is PQ_RUN_AFTER_INVALID.
+ */
+PQRunAfter
+pq_run_after_from_text(text *value)
+{
+	const char *s = VARDATA_ANY(value);
+	int			len = VARSIZE_ANY_EXHDR(value);
+
+	if (len == 7 && memcmp(s, "success", 7) == 0)
+		return PQ_RUN_AFTER_SUCCESS;
+	if (len == 10 && memcmp(s, "completion", 10) == 0)
+		return PQ_RUN_AFTER_COMPLETION;
+	if (len == 7 && memcmp(s, "failure", 7) == 0)
+		return PQ_RUN_AFTER_FAILURE;
+	return PQ_RUN_AFTER_INVALID;
+}
+
+/*
+ * pq_run_after_name is the value of procq.jobs.run_after for a condition.
+ */
+const char *
+pq_run_after_name(PQRunAfter run_after)
+{
+	switch (run_after)
+	{
+		case PQ_RUN_AFTER_SUCCESS:
+			return "success";
+		case PQ_RUN_AFTER_COMPLETION:
+			return "completion";
+		case PQ_RUN_AFTER_FAILURE:
+			return "failure";
+		default:
+			elog(ERROR, "procq: invalid run_after %d", (int) run_after);
+	}
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
+ * pq_check_run_after refuses, with 22023, a run_after argument (of defer,
+ * defer_jobs, or a step of defer_workflow: what) that is not one of the
+ * three conditions, before anything is inserted.  Returns the condition.
+ */
+PQRunAfter
+pq_check_run_after(text *value, const char *what)
+{
+	PQRunAfter	run_after;
+
+	run_after = pq_run_after_from_text(value);
+	if (run_after == PQ_RUN_AFTER_INVALID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 'success', 'completion' or 'failure'", what),
+				 errdetail("It was \"%s\".", text_to_cstring(value)),
+				 errhint("'success' runs the job once all its parents succeeded, 'completion' once "
+						 "they all ended however they ended, 'failure' once they all ended and "
+						 "one of them did not succeed.")));
+	return run_after;
+}
+
+/*
  * Arguments of procq.jobs_row_check(), in the order of its declaration.
  */
 enum
@@ -147,9 +227,12 @@ enum
 	CHECK_SCHEDULED_AT,
 	CHECK_LOCK,
 	CHECK_CANCELLED_BY,
-	CHECK_QUEUEING_LOCK			/* since issue 8; absent from the 15-argument
+	CHECK_QUEUEING_LOCK,		/* since issue 8; absent from the 15-argument
 								 * declaration the 1.0 -> 1.1 update passes
 								 * through */
+	CHECK_RUN_AFTER,			/* since issue 9; absent from the 15- and
+								 * 16-argument declarations */
+	CHECK_FAILED_PARENTS
 };
 
 /*
@@ -257,6 +340,16 @@ procq_jobs_row_check(PG_FUNCTION_ARGS)
 	 */
 	bool		names_checked = PG_NARGS() > CHECK_QUEUEING_LOCK;
 
+	/*
+	 * Conditions on parents (issue 9) come with the 18-argument declaration.
+	 * A job that waits for its parents' completion or for a failure among
+	 * them counts the parents that are not final; it keeps running when a
+	 * parent it had waited for is retried (and counted again) meanwhile.
+	 */
+	bool		conditions_checked = PG_NARGS() > CHECK_FAILED_PARENTS;
+	bool		after_success = true;
+	PQRunAfter	run_after = PQ_RUN_AFTER_SUCCESS;
+
 	for (int i = CHECK_TASK; i <= CHECK_DELAYED; i++)
 		if (PG_ARGISNULL(i))
 			PG_RETURN_BOOL(true);
@@ -268,6 +361,11 @@ procq_jobs_row_check(PG_FUNCTION_ARGS)
 	final = !todo && !doing;
 	attempts = PG_GETARG_INT32(CHECK_ATTEMPTS);
 	max_attempts = PG_GETARG_INT32(CHECK_MAX_ATTEMPTS);
+	if (conditions_checked && !PG_ARGISNULL(CHECK_RUN_AFTER))
+	{
+		run_after = pq_run_after_from_text(PG_GETARG_TEXT_PP(CHECK_RUN_AFTER));
+		after_success = run_after == PQ_RUN_AFTER_SUCCESS;
+	}
 
 	if (attempts < 0 || attempts > max_attempts)
 		invariant_broken("jobs_attempts_in_range");
@@ -275,11 +373,14 @@ procq_jobs_row_check(PG_FUNCTION_ARGS)
 		invariant_broken("jobs_cancelled_by_only_when_cancelled");
 	if (PG_GETARG_BOOL(CHECK_DELAYED) && !(todo && !PG_ARGISNULL(CHECK_SCHEDULED_AT)))
 		invariant_broken("jobs_delayed_needs_schedule");
-	if (doing && !(PG_GETARG_INT32(CHECK_PENDING_PARENTS) == 0 &&
+	if (doing && !((PG_GETARG_INT32(CHECK_PENDING_PARENTS) == 0 || !after_success) &&
 				   !PG_GETARG_BOOL(CHECK_LOCK_BLOCKED) && attempts >= 1 &&
 				   !PG_ARGISNULL(CHECK_STARTED_AT) &&
 				   !PG_ARGISNULL(CHECK_LEASE_EXPIRES_AT)))
 		invariant_broken("jobs_doing_is_runnable");
+	if (conditions_checked && !PG_ARGISNULL(CHECK_FAILED_PARENTS) &&
+		PG_GETARG_INT32(CHECK_FAILED_PARENTS) < 0)
+		invariant_broken("jobs_failed_parents_not_negative");
 	if (final != !PG_ARGISNULL(CHECK_FINISHED_AT))
 		invariant_broken("jobs_finished_iff_final");
 	if (!PG_ARGISNULL(CHECK_LEASE_EXPIRES_AT) && !doing)
@@ -300,6 +401,8 @@ procq_jobs_row_check(PG_FUNCTION_ARGS)
 		invariant_broken("jobs_queueing_lock_length");
 	if (!PG_ARGISNULL(CHECK_RESULT) && status != oids->succeeded)
 		invariant_broken("jobs_result_only_on_success");
+	if (run_after == PQ_RUN_AFTER_INVALID)
+		invariant_broken("jobs_run_after_valid");
 	if (names_checked && name_too_long(fcinfo, CHECK_TASK))
 		invariant_broken("jobs_task_length");
 	if (VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(CHECK_TASK)) == 0)

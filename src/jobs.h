@@ -21,6 +21,19 @@ typedef struct PQJobInfo
 	Oid			deferred_by;	/* the role that deferred it */
 } PQJobInfo;
 
+/* When a job runs, as to its parents (procq.jobs.run_after, issue 9). */
+typedef enum PQRunAfter
+{
+	PQ_RUN_AFTER_SUCCESS,		/* all succeeded; else it is cancelled */
+	PQ_RUN_AFTER_COMPLETION,	/* all are final, however they ended */
+	PQ_RUN_AFTER_FAILURE,		/* all are final, and one did not succeed */
+	PQ_RUN_AFTER_INVALID
+} PQRunAfter;
+
+extern bool pq_schema_has_workflows(void);
+extern PQRunAfter pq_run_after_from_text(text *value);
+extern const char *pq_run_after_name(PQRunAfter run_after);
+extern PQRunAfter pq_check_run_after(text *value, const char *what);
 extern bool pq_job_lookup(int64 job_id, PQJobInfo *info);
 extern void pq_job_not_found(int64 job_id) pg_attribute_noreturn();
 extern char *pq_job_status(int64 job_id);

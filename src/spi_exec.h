@@ -26,7 +26,7 @@
 #include "nodes/parsenodes.h"
 
 /* Most parameters an internal statement has. */
-#define PQ_STATEMENT_MAX_ARGS 14
+#define PQ_STATEMENT_MAX_ARGS 20
 
 typedef struct PQStatement
 {

@@ -46,6 +46,7 @@ PG_FUNCTION_INFO_V1(procq_jobs_status_changed);
 PG_FUNCTION_INFO_V1(procq_jobs_status_normalize);
 PG_FUNCTION_INFO_V1(procq_jobs_deleted);
 PG_FUNCTION_INFO_V1(procq_dependency_deleted);
+PG_FUNCTION_INFO_V1(procq_jobs_workflow_default);
 
 /*
  * Greater than zero while this backend runs bookkeeping; the status
@@ -764,4 +765,30 @@ procq_dependency_deleted(PG_FUNCTION_ARGS)
 		run_bookkeeping(dependencies_gone, deps, NULL);
 
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * procq.jobs_workflow_default(): BEFORE INSERT ON procq.jobs FOR EACH ROW,
+ * WHEN (NEW.workflow_id IS NULL).
+ *
+ * A job inserted without a workflow starts its own: its workflow_id is its
+ * own id.  A column default cannot say so (it cannot read the row's id).
+ */
+Datum
+procq_jobs_workflow_default(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = trigger_data(fcinfo, "procq.jobs_workflow_default", false);
+	TupleDesc	desc = trigdata->tg_relation->rd_att;
+	HeapTuple	tuple = trigdata->tg_trigtuple;
+	int			cols[1] = {SPI_fnumber(desc, "workflow_id")};
+	Datum		values[1];
+	bool		nulls[1] = {false};
+	bool		isnull;
+
+	if (!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || cols[0] <= 0)
+		elog(ERROR, "procq.jobs_workflow_default must be a BEFORE INSERT trigger on procq.jobs");
+	values[0] = SPI_getbinval(tuple, desc, SPI_fnumber(desc, "id"), &isnull);
+	if (isnull)
+		return PointerGetDatum(tuple);	/* NOT NULL on id says what is wrong */
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, cols, values, nulls));
 }

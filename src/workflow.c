@@ -242,6 +242,19 @@ parse_step(JsonbValue *obj, int nth, Step *step)
 		}
 		else if (strcmp(field, "depends_on") == 0)
 			parse_depends_on(&v, nth, step);
+		else if (strcmp(field, "run_after") == 0)
+		{
+			char	   *value = json_get_string(&v, nth, step->key, field, true);
+
+			if (value != NULL)
+			{
+				step->spec.run_after = pq_run_after_from_text(cstring_to_text(value));
+				if (step->spec.run_after == PQ_RUN_AFTER_INVALID)
+					step_error(nth, step->key,
+							   psprintf("\"run_after\" must be \"success\", \"completion\" or "
+										"\"failure\", not \"%s\"", value));
+			}
+		}
 		else if (strcmp(field, "max_attempts") == 0)
 			step->spec.max_attempts = (int32) json_int64(&v, nth, step->key, field, PG_INT32_MIN, PG_INT32_MAX);
 		else if (strcmp(field, "lock") == 0 || strcmp(field, "queueing_lock") == 0)
@@ -257,13 +270,15 @@ parse_step(JsonbValue *obj, int nth, Step *step)
 		else
 			step_error(nth, step->key,
 					   psprintf("unknown field \"%s\" (known: key, task, args, queue, priority, "
-								"scheduled_at, depends_on, max_attempts, lock, queueing_lock)",
+								"scheduled_at, depends_on, max_attempts, lock, queueing_lock, "
+								"run_after)",
 								field));
 	}
 
 	if (task == NULL)
 		step_error(nth, step->key, "\"task\" is missing");
 	step->spec.task = cstring_to_text(task);
+	step->spec.step_key = cstring_to_text(step->key);
 }
 
 /*

@@ -24,14 +24,16 @@ SELECT functions_are('procq', ARRAY[
     'register_handler', 'unregister_handler', 'worker_status', 'purge',
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
-    'get_job', 'get_jobs', 'wait_job', 'handlers_check'],
+    'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
-    ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text'],
-    'procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text) exists');
+    ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text',
+           'text', 'bigint'],
+    'procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint) exists');
 SELECT function_returns('procq', 'defer',
-    ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text'],
+    ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text',
+           'text', 'bigint'],
     'bigint', 'procq.defer returns bigint (the job id)');
 SELECT has_function('procq', 'defer_workflow', ARRAY['jsonb'], 'procq.defer_workflow(jsonb) exists');
 SELECT function_returns('procq', 'defer_workflow', ARRAY['jsonb'], 'setof record',
@@ -53,10 +55,12 @@ SELECT function_returns('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_sta
 SELECT hasnt_function('procq', 'finish_jobs', ARRAY['bigint[]', 'procq.job_status', 'jsonb[]', 'text[]'],
     'finish_jobs without attempts is gone (calls without it would be ambiguous)');
 SELECT has_function('procq', 'defer_jobs',
-    ARRAY['text', 'jsonb[]', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text'],
-    'procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text) exists');
+    ARRAY['text', 'jsonb[]', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text',
+           'text', 'bigint'],
+    'procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint) exists');
 SELECT function_returns('procq', 'defer_jobs',
-    ARRAY['text', 'jsonb[]', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text'],
+    ARRAY['text', 'jsonb[]', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text',
+           'text', 'bigint'],
     'setof bigint', 'procq.defer_jobs returns SETOF bigint (the job ids)');
 SELECT has_function('procq', 'finish_job', ARRAY['bigint', 'procq.job_status', 'jsonb', 'text', 'integer'],
     'procq.finish_job(bigint, procq.job_status, jsonb, text, integer) exists');
@@ -105,9 +109,9 @@ SELECT results_eq(
     $$VALUES
         ('cancel_job', ARRAY['job_id', 'abort']),
         ('defer', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
-                        'max_attempts', 'lock', 'queueing_lock']),
+                        'max_attempts', 'lock', 'queueing_lock', 'run_after', 'workflow_id']),
         ('defer_jobs', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
-                             'max_attempts', 'lock']),
+                             'max_attempts', 'lock', 'run_after', 'workflow_id']),
         ('defer_workflow', ARRAY['steps', 'key', 'job_id']),
         ('fetch_job', ARRAY['queues', 'worker', 'tasks']),
         ('fetch_jobs', ARRAY['n', 'queues', 'worker', 'tasks']),
@@ -126,11 +130,12 @@ SELECT results_eq(
         ('worker_status', ARRAY['pid', 'worker', 'state', 'job_id', 'task',
                                 'job_started_at', 'jobs_done', 'started_at'])$$,
     'pg_proc.proargnames of the API functions are the documented argument names');
-SELECT is(pg_get_function_arguments('procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text)'::regprocedure),
+SELECT is(pg_get_function_arguments('procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint)'::regprocedure),
     'task text, args jsonb DEFAULT ''{}''::jsonb, queue text DEFAULT ''default''::text, '
     'priority integer DEFAULT 0, scheduled_at timestamp with time zone DEFAULT NULL::timestamp with time zone, '
     'depends_on bigint[] DEFAULT NULL::bigint[], max_attempts integer DEFAULT 1, '
-    'lock text DEFAULT NULL::text, queueing_lock text DEFAULT NULL::text',
+    'lock text DEFAULT NULL::text, queueing_lock text DEFAULT NULL::text, '
+    'run_after text DEFAULT ''success''::text, workflow_id bigint DEFAULT NULL::bigint',
     'procq.defer: argument names and defaults');
 SELECT is(pg_get_function_arguments('procq.defer_workflow(jsonb)'::regprocedure),
     'steps jsonb',
@@ -152,11 +157,12 @@ SELECT is(pg_get_function_arguments('procq.finish_jobs(bigint[], procq.job_statu
 SELECT is(pg_get_function_result('procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[])'::regprocedure),
     'TABLE(job_id bigint, status procq.job_status)',
     'procq.finish_jobs returns TABLE(job_id bigint, status procq.job_status)');
-SELECT is(pg_get_function_arguments('procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text)'::regprocedure),
+SELECT is(pg_get_function_arguments('procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint)'::regprocedure),
     'task text, args jsonb[], queue text DEFAULT ''default''::text, '
     'priority integer DEFAULT 0, scheduled_at timestamp with time zone DEFAULT NULL::timestamp with time zone, '
     'depends_on bigint[] DEFAULT NULL::bigint[], max_attempts integer DEFAULT 1, '
-    'lock text DEFAULT NULL::text',
+    'lock text DEFAULT NULL::text, run_after text DEFAULT ''success''::text, '
+    'workflow_id bigint DEFAULT NULL::bigint',
     'procq.defer_jobs: argument names and defaults');
 -- the calls of 1.0 and the new ones resolve to one function each
 SELECT lives_ok($$SELECT * FROM procq.fetch_job() WHERE false$$, 'fetch_job() is not ambiguous');
@@ -199,7 +205,7 @@ SELECT ok(
     'pg_proc: fetch_jobs returns SETOF procq.jobs (proretset, prorettype)');
 SELECT ok(
     (SELECT proretset AND prorettype = 'bigint'::regtype FROM pg_proc
-     WHERE oid = 'procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text)'::regprocedure),
+     WHERE oid = 'procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint)'::regprocedure),
     'pg_proc: defer_jobs returns SETOF bigint (proretset, prorettype)');
 SELECT ok(
     (SELECT NOT proretset AND prorettype = 'procq.job_status'::regtype FROM pg_proc
@@ -212,25 +218,25 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 25, 'procq has 25 functions (guards the checks below against passing vacuously)');
--- The two functions called per row are the exception: jobs_status_normalize
--- (a BEFORE row trigger) and the row check of procq.jobs run no SQL and look
+    '=', 26, 'procq has 26 functions (guards the checks below against passing vacuously)');
+-- The functions called per row are the exception: jobs_status_normalize and
+-- jobs_workflow_default (BEFORE row triggers) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on
 -- every row written.  The statement-level trigger functions pin it.
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace
-        AND proname NOT IN ('jobs_status_normalize', 'jobs_row_check')
+        AND proname NOT IN ('jobs_status_normalize', 'jobs_workflow_default', 'jobs_row_check')
         AND NOT coalesce(proconfig::text[] && ARRAY['search_path=pg_catalog, pg_temp'], false)$$,
-    'every procq function but the two per-row ones pins search_path = pg_catalog, pg_temp (proconfig)');
+    'every procq function but the per-row ones pins search_path = pg_catalog, pg_temp (proconfig)');
 SELECT set_eq(
     $$SELECT oid::regprocedure::text COLLATE "default" FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace AND proconfig IS NULL$$,
-    ARRAY['procq.jobs_status_normalize()',
+    ARRAY['procq.jobs_status_normalize()', 'procq.jobs_workflow_default()',
           'procq.jobs_row_check(text,text,procq.job_status,integer,integer,integer,boolean,boolean,'
           'timestamp with time zone,timestamp with time zone,timestamp with time zone,jsonb,'
-          'timestamp with time zone,text,bigint,text)'],
-    'only the per-row trigger and the row check have no settings (they run no SQL)');
+          'timestamp with time zone,text,bigint,text,text,integer)'],
+    'only the per-row triggers and the row check have no settings (they run no SQL)');
 SELECT is_empty(
     $$SELECT oid::regprocedure FROM pg_proc
       WHERE pronamespace = 'procq'::regnamespace AND prosecdef$$,
@@ -312,11 +318,11 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.jo
 -- The documented grants for an application role: USAGE on the schema and
 -- EXECUTE on the API, no table privileges; the API then works.
 GRANT EXECUTE ON FUNCTION
-    procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text),
+    procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint),
     procq.fetch_job(text[], text, text[]),
     procq.finish_job(bigint, procq.job_status, jsonb, text, integer),
     procq.parent_results(bigint),
-    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text),
+    procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint),
     procq.fetch_jobs(integer, text[], text, text[]),
     procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[])
 TO procq_tap_app;

@@ -13,7 +13,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(98);
+SELECT plan(105);
 
 ------------------------------------------------------------------------------
 -- Extension and schema
@@ -76,7 +76,8 @@ SELECT columns_are('procq', 'jobs', ARRAY[
     'id', 'queue', 'task', 'args', 'status', 'priority', 'scheduled_at',
     'attempts', 'max_attempts', 'lock', 'queueing_lock', 'result', 'error',
     'created_at', 'started_at', 'finished_at', 'worker', 'pending_parents',
-    'lock_blocked', 'delayed', 'lease_expires_at', 'cancelled_by', 'deferred_by'],
+    'lock_blocked', 'delayed', 'lease_expires_at', 'cancelled_by', 'deferred_by',
+    'run_after', 'failed_parents', 'workflow_id', 'step_key'],
     'procq.jobs has exactly the documented columns');
 
 SELECT col_type_is('procq', 'jobs', 'id', 'bigint', 'jobs.id is bigint');
@@ -102,12 +103,17 @@ SELECT col_type_is('procq', 'jobs', 'delayed', 'boolean', 'jobs.delayed is boole
 SELECT col_type_is('procq', 'jobs', 'lease_expires_at', 'timestamp with time zone', 'jobs.lease_expires_at is timestamptz');
 SELECT col_type_is('procq', 'jobs', 'cancelled_by', 'bigint', 'jobs.cancelled_by is bigint');
 SELECT col_type_is('procq', 'jobs', 'deferred_by', 'regrole', 'jobs.deferred_by is regrole');
+SELECT col_type_is('procq', 'jobs', 'run_after', 'text', 'jobs.run_after is text');
+SELECT col_type_is('procq', 'jobs', 'failed_parents', 'integer', 'jobs.failed_parents is integer');
+SELECT col_type_is('procq', 'jobs', 'workflow_id', 'bigint', 'jobs.workflow_id is bigint');
+SELECT col_type_is('procq', 'jobs', 'step_key', 'text', 'jobs.step_key is text');
 
 SELECT set_eq(
     $$SELECT attname::text COLLATE "default" FROM pg_attribute
       WHERE attrelid = 'procq.jobs'::regclass AND attnum > 0 AND NOT attisdropped AND attnotnull$$,
     ARRAY['id', 'queue', 'task', 'args', 'status', 'priority', 'attempts',
-          'max_attempts', 'created_at', 'deferred_by', 'pending_parents', 'lock_blocked', 'delayed'],
+          'max_attempts', 'created_at', 'deferred_by', 'pending_parents', 'lock_blocked', 'delayed',
+          'run_after', 'failed_parents', 'workflow_id'],
     'exactly the documented columns of procq.jobs are NOT NULL');
 SELECT is(
     (SELECT attidentity::text FROM pg_attribute
@@ -124,10 +130,16 @@ SELECT results_eq(
              ('created_at', 'clock_timestamp()'),
              ('deferred_by', '(quote_ident((CURRENT_USER)::text))::regrole'),
              ('pending_parents', '0'),
-             ('lock_blocked', 'false'), ('delayed', 'false')$$,
+             ('lock_blocked', 'false'), ('delayed', 'false'),
+             ('run_after', '''success''::text'), ('failed_parents', '0')$$,
     'procq.jobs column defaults are the documented ones');
 
 SELECT has_pk('procq', 'jobs', 'procq.jobs has a primary key');
+-- A job inserted without a workflow starts its own (jobs_workflow_default).
+INSERT INTO procq.jobs (task, status, finished_at) VALUES ('own workflow', 'cancelled', now());
+SELECT is(
+    (SELECT workflow_id = id FROM procq.jobs WHERE task = 'own workflow'),
+    true, 'a job inserted without a workflow_id gets its own id as workflow_id');
 SELECT col_is_pk('procq', 'jobs', ARRAY['id'], 'the primary key of procq.jobs is id');
 
 -- The indexes the API's statements depend on.
@@ -204,7 +216,7 @@ SELECT trigger_is('procq', 'job_dependencies', 'dependency_deleted', 'procq', 'd
     'dependency_deleted runs procq.dependency_deleted()');
 -- The AFTER triggers run once per statement over its transition tables
 -- (one UPDATE ending many jobs does its bookkeeping set-based); only the
--- BEFORE trigger, which runs no SQL, is per row.
+-- BEFORE triggers, which run no SQL, are per row.
 SELECT set_eq(
     $$SELECT tgname::text COLLATE "default", (tgtype & 1) = 1 AS for_each_row,
              tgoldtable IS NOT NULL AS old_table, tgnewtable IS NOT NULL AS new_table
@@ -212,10 +224,11 @@ SELECT set_eq(
       WHERE tgrelid IN ('procq.jobs'::regclass, 'procq.job_dependencies'::regclass)
         AND NOT tgisinternal$$,
     $$VALUES ('jobs_status_normalize', true, false, false),
+             ('jobs_workflow_default', true, false, false),
              ('jobs_status_changed', false, true, true),
              ('jobs_deleted', false, true, false),
              ('dependency_deleted', false, true, false)$$,
-    'the bookkeeping triggers: AFTER ... FOR EACH STATEMENT with transition tables, and one BEFORE row trigger');
+    'the bookkeeping triggers: AFTER ... FOR EACH STATEMENT with transition tables, and two BEFORE row triggers');
 
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC on the schema, tables and sequence
@@ -305,6 +318,14 @@ SELECT throws_ok(
     '23514', 'new row for relation "jobs" violates check constraint "jobs_cancelled_by_only_when_cancelled"',
     'cancelled_by on a todo job is rejected');
 SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, run_after) VALUES ('t', 'sometimes')$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_run_after_valid"',
+    'a run_after other than success, completion and failure is rejected');
+SELECT throws_ok(
+    $$INSERT INTO procq.jobs (task, failed_parents) VALUES ('t', -1)$$,
+    '23514', 'new row for relation "jobs" violates check constraint "jobs_failed_parents_not_negative"',
+    'a negative failed_parents is rejected');
+SELECT throws_ok(
     $$INSERT INTO procq.jobs (task) VALUES ('')$$,
     '23514', 'new row for relation "jobs" violates check constraint "jobs_task_not_empty"',
     'an empty task is rejected');
@@ -324,7 +345,8 @@ SELECT results_eq(
       FROM pg_constraint WHERE conrelid = 'procq.jobs'::regclass AND contype = 'c'$$,
     $$VALUES ('jobs_row_valid', 'CHECK (procq.jobs_row_check(task, queue, status, attempts, '
               'max_attempts, pending_parents, lock_blocked, delayed, started_at, lease_expires_at, '
-              'finished_at, result, scheduled_at, lock, cancelled_by, queueing_lock))')$$,
+              'finished_at, result, scheduled_at, lock, cancelled_by, queueing_lock, run_after, '
+              'failed_parents))')$$,
     'procq.jobs has one CHECK constraint, jobs_row_valid, over every invariant of a row');
 SELECT throws_ok(
     $$INSERT INTO procq.jobs (id, task) VALUES (1000000, 't')$$,

@@ -103,6 +103,8 @@ INSERT INTO arg_values VALUES
     (NULL, 'kind', $$'sql'$$), (NULL, 'command', $$'SELECT 1'$$), (NULL, 'timeout', $$'1 min'$$),
     (NULL, 'job_ids', $$'{1}'$$), (NULL, 'results', $$'{"{}"}'$$), (NULL, 'errors', $$'{e}'$$),
     (NULL, 'attempt', '1'), (NULL, 'attempts', $$'{1}'$$), (NULL, 'job_id', '1'),
+    (NULL, 'run_after', $$'success'$$),
+    (NULL, 'workflow_id', '(SELECT workflow_id FROM procq.jobs WHERE id = 3)'),
     ('defer_jobs', 'args', $$'{"{}", "[1]"}'$$),
     ('retry_job', 'job_id', '4'), ('cancel_job', 'job_id', '2'), ('parent_results', 'job_id', '2'),
     ('get_job', 'job_id', '1'), ('wait_job', 'job_id', '3'),
@@ -111,7 +113,8 @@ INSERT INTO arg_values VALUES
     ('jobs_row_check', 'lock_blocked', 'false'), ('jobs_row_check', 'delayed', 'false'),
     ('jobs_row_check', 'started_at', 'NULL'), ('jobs_row_check', 'lease_expires_at', 'NULL'),
     ('jobs_row_check', 'finished_at', 'NULL'), ('jobs_row_check', 'result', 'NULL'),
-    ('jobs_row_check', 'scheduled_at', 'NULL'), ('jobs_row_check', 'cancelled_by', 'NULL');
+    ('jobs_row_check', 'scheduled_at', 'NULL'), ('jobs_row_check', 'cancelled_by', 'NULL'),
+    ('jobs_row_check', 'failed_parents', '0');
 
 -- The functions a user calls (not the trigger functions, which PostgreSQL
 -- refuses to call outside a trigger), with their arguments.

@@ -34,6 +34,13 @@ is(sql($node, q{SELECT count(*) FROM procq.fetch_job(ARRAY['q'], 'w')}, user => 
 	1, '... fetch_job(queues, worker) by position');
 is(sql($node, q{SELECT count(*) FROM procq.fetch_job(worker => 'w', tasks => ARRAY['t'])}, user => 'app'),
 	1, '... fetch_job(worker =>, tasks =>) by name');
+# issue 9: defer takes run_after and workflow_id; the grant carries over
+like(sql($node, q{SELECT procq.defer('t', queue => 'q', run_after => 'completion')}, user => 'app'),
+	qr/^\d+$/, 'after the update, app still defers, with the new arguments too');
+is(sql($node, q{SELECT has_function_privilege('outsider',
+    'procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint)',
+    'EXECUTE')}),
+	'f', 'a role without a grant on 1.0 defer has none on the new one');
 is(sql($node, q{SELECT has_function_privilege('outsider',
     'procq.fetch_job(text[], text, text[])', 'EXECUTE')}),
 	'f', 'a role without a grant on 1.0 fetch_job has none on the new one');
