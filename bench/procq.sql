@@ -64,6 +64,34 @@ BEGIN
                          ORDER BY c, s)
           INTO steps
           FROM generate_series(1, n / 10) AS c, generate_series(1, 10) AS s;
+    ELSIF shape IN ('cleanup', 'cleanup_fail') THEN
+        -- 'root', n - 3 steps depending on it, 'join' (run_after 'success')
+        -- depending on all of them, and 'cleanup' (run_after 'completion')
+        -- depending on the join and on every step, so that it runs once all
+        -- of them have ended, however they ended.  'cleanup_fail': the first
+        -- step is of the task <task>_fail, whose handler fails (registered
+        -- here, so that nothing runs before bench.release): the join is
+        -- cancelled, the other steps and the clean-up still run.
+        IF shape = 'cleanup_fail' THEN
+            PERFORM procq.register_handler(task || '_fail', 'sql', 'SELECT 1 / ($2 - $2)');
+        END IF;
+        SELECT jsonb_build_array(jsonb_build_object('key', 'root', 'task', task))
+               || jsonb_agg(jsonb_build_object('key', 'm' || i,
+                                               'task', CASE WHEN i = 1 AND shape = 'cleanup_fail'
+                                                            THEN task || '_fail' ELSE task END,
+                                               'args', jsonb_build_object('i', i),
+                                               'depends_on', jsonb_build_array('root'))
+                            ORDER BY i)
+               || jsonb_build_array(
+                      jsonb_build_object(
+                          'key', 'join', 'task', task,
+                          'depends_on', (SELECT jsonb_agg('m' || j ORDER BY j) FROM generate_series(1, n - 3) AS j)),
+                      jsonb_build_object(
+                          'key', 'cleanup', 'task', task, 'run_after', 'completion',
+                          'depends_on', (SELECT jsonb_agg('m' || j ORDER BY j) FROM generate_series(1, n - 3) AS j)
+                                        || '["join"]'::jsonb))
+          INTO steps
+          FROM generate_series(1, n - 3) AS i;
     ELSE
         RAISE EXCEPTION 'bench.workflow: unknown shape %', shape;
     END IF;
@@ -116,6 +144,41 @@ BEGIN
      WHERE jobs.task = jobs_per_s.task AND args = '{"i": "release"}';
     IF n = 0 OR t1 <= t0 THEN
         RAISE EXCEPTION 'bench.jobs_per_s: no job of % finished', task;
+    END IF;
+    RETURN n / extract(epoch FROM t1 - t0);
+END
+$$;
+
+-- Jobs per second of a worker run of a whole workflow (bench.workflow),
+-- every task counted: jobs final since the release, over the time from the
+-- release to the last of them.  When all jobs are final, exactly `failed`
+-- of them must have failed and `cancelled` been cancelled (the shape's
+-- plan): anything else is an error, so that a run whose conditions were not
+-- obeyed (a clean-up cancelled, a join that ran) gives no figure.
+CREATE FUNCTION bench.flow_per_s(failed int, cancelled int)
+RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz;
+    t1 timestamptz;
+    n bigint;
+    open bigint;
+    nfailed bigint;
+    ncancelled bigint;
+BEGIN
+    SELECT count(*) FILTER (WHERE finished_at IS NOT NULL),
+           count(*) FILTER (WHERE status IN ('todo', 'doing')),
+           count(*) FILTER (WHERE status = 'failed'),
+           count(*) FILTER (WHERE status = 'cancelled'),
+           max(finished_at)
+      INTO n, open, nfailed, ncancelled, t1
+      FROM procq.jobs;
+    IF open = 0 AND (nfailed <> failed OR ncancelled <> cancelled) THEN
+        RAISE EXCEPTION 'bench.flow_per_s: % failed and % cancelled, expected % and %',
+            nfailed, ncancelled, failed, cancelled;
+    END IF;
+    SELECT created_at INTO t0 FROM procq.jobs WHERE args = '{"i": "release"}';
+    IF n = 0 OR t1 <= t0 THEN
+        RAISE EXCEPTION 'bench.flow_per_s: no job finished';
     END IF;
     RETURN n / extract(epoch FROM t1 - t0);
 END

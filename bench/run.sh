@@ -16,6 +16,9 @@
 #                               short (its rate is then what finished by then)
 #   BENCH_OUT=bench/results/latest.md
 #   PQ_PGBIN=...                the PostgreSQL 15 bin directory (as scripts/run-tests.sh)
+#   BENCH_ONLY="workflows ..."  run only these sections (external defer fetch
+#                               workers flows workflows shell latency steady);
+#                               the table then has only their rows
 #
 # A scenario whose procq function does not exist in this build shows
 # "n/a (function missing)"; one that fails shows "error" (its output is in
@@ -56,6 +59,9 @@ else
 fi
 n_bulk=10000 # defer 10,000 at once (the pgbench scripts say 10,000)
 
+# want SECTION: whether BENCH_ONLY (default: all) includes it.
+want() { [[ -z ${BENCH_ONLY:-} || " $BENCH_ONLY " == *" $1 "* ]]; }
+
 log=$(mktemp "${TMPDIR:-/tmp}/procq-bench.XXXXXX.log")
 chmod 644 "$log"
 say() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$log" >&2; }
@@ -63,7 +69,9 @@ fmt() { LC_ALL=C printf '%.0f' "$1" | sed -E ':a; s/^([0-9]+)([0-9]{3})/\1,\2/; 
 
 # ---- the peers: npm ci into bench/peers (nothing global) -------------------
 peers_ok=1
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+if ! want defer && ! want workers; then
+    peers_ok=0
+elif ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     say "node/npm not found (make deps installs them): the peers are skipped"
     peers_ok=0
 else
@@ -129,7 +137,7 @@ measure() { # key command...
 }
 missing() { record "$1" "n/a (function missing)"; }
 median() {
-    tr ' ' '\n' | grep -v '^$' | sort -g |
+    tr ' ' '\n' | { grep -v '^$' || true; } | sort -g |
         awk '{a[NR]=$1} END {if (NR) print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'
 }
 
@@ -176,8 +184,8 @@ peer() { # peer mode n
 
 # ---- external workers and the floors (background workers stopped) --------
 workers 0
-say "external workers: single-job cycle, 1/4/16 clients; batches of 100, 2 clients"
-for r in $(seq 1 "$rounds"); do
+want external && say "external workers: single-job cycle, 1/4/16 clients; batches of 100, 2 clients"
+want external && for r in $(seq 1 "$rounds"); do
     for c in 1 4 16; do
         "${psql[@]}" -d floors -c "CALL floor_fill($n_single)"
         measure "floor_single_$c" bench_timed floors "$floor_done" "$floor_left" floor_single.sql -c "$c" -j "$c"
@@ -199,8 +207,8 @@ done
 "${psql[@]}" -d floors -c "TRUNCATE floor_jobs"
 
 # ---- defers ---------------------------------------------------------------
-say "defer: one per call, 4 clients; 10,000 at once"
-for r in $(seq 1 "$rounds"); do
+want defer && say "defer: one per call, 4 clients; 10,000 at once"
+want defer && for r in $(seq 1 "$rounds"); do
     "${psql[@]}" -d floors -c "TRUNCATE floor_jobs" -c "CHECKPOINT"
     measure insert_one bench_timed floors "SELECT count(*) FROM floor_jobs" "" floor_insert.sql -c 4 -j 4
     "${psql[@]}" -c "CALL bench.reset()" -c "CHECKPOINT"
@@ -223,11 +231,11 @@ for r in $(seq 1 "$rounds"); do
 done
 
 # ---- fetch_job beside many jobs that are not ready ------------------------
-say "fetch_job: empty, $(fmt $n_fetch_big) waiting, $(fmt $n_fetch_big) scheduled, $(fmt $n_fetch_lock) behind a lock"
+want fetch && say "fetch_job: empty, $(fmt $n_fetch_big) waiting, $(fmt $n_fetch_big) scheduled, $(fmt $n_fetch_lock) behind a lock"
 fetch_round() { # fresh session per measurement: its plans are made against this data
     "${psql[@]}" -c "CALL bench.fetch(200)" -c "CALL bench.fetch($n_fetches)"
 }
-for s in empty parents future lock; do
+want fetch && for s in empty parents future lock; do
     others=$n_fetch_big
     [[ $s == lock ]] && others=$n_fetch_lock
     [[ $s == empty ]] && others=0
@@ -242,7 +250,7 @@ done
 # A worker run: the jobs wait while their task has no handler; bench.release
 # registers it (and defers one more job) in one transaction; the clock runs
 # from that commit to the last finish, cut short after $cap seconds.
-worker_run() { # prepare-command kind handler
+worker_run() { # prepare-command kind handler [rate-sql]
     local deadline
     "${psql[@]}" -c "CALL bench.reset()" -c "$1" -c "CHECKPOINT" || return 1
     "${psql[@]}" -c "SELECT bench.release('bench', '$2', '$3')" >/dev/null || return 1
@@ -251,31 +259,54 @@ worker_run() { # prepare-command kind handler
         sleep 0.25
     done
     "${psql[@]}" -c "SELECT procq.unregister_handler('bench')" >/dev/null
-    "${psql[@]}" -c "SELECT round(bench.jobs_per_s('bench')::numeric, 1)"
+    "${psql[@]}" -c "SELECT round(${4:-bench.jobs_per_s('bench')}::numeric, 1)"
 }
 
 workers 2
-say "background workers: $(fmt $n_workers) jobs, no-op SQL handler, 2 workers; peers"
-for r in $(seq 1 "$rounds"); do
+want workers && say "background workers: $(fmt $n_workers) jobs, no-op SQL handler, 2 workers; peers"
+want workers && for r in $(seq 1 "$rounds"); do
     measure workers_sql worker_run "CALL bench.fill('bench', $n_workers)" sql 'SELECT $2'
     measure graphile_drain peer graphile drain "$n_workers"
     measure pgboss_drain peer pgboss drain "$n_workers"
 done
 "${psql[@]}" -d floors -c "TRUNCATE floor_jobs"
 
-say "workflows through the workers: $(fmt $n_flow) jobs as fan-out/fan-in, as chains of 10, independent"
-for r in $(seq 1 "$rounds"); do
+want flows && say "workflows through the workers: $(fmt $n_flow) jobs as fan-out/fan-in, as chains of 10, independent"
+want flows && for r in $(seq 1 "$rounds"); do
     measure flow_independent worker_run "CALL bench.fill('bench', $n_flow)" sql 'SELECT $2'
     measure flow_fanout worker_run "CALL bench.workflow('bench', 'fanout', $n_flow)" sql 'SELECT $2'
     measure flow_chains worker_run "CALL bench.workflow('bench', 'chains', $n_flow)" sql 'SELECT $2'
 done
 
-say "shell handler /bin/true: $(fmt $n_shell) jobs, 2 workers"
-for r in $(seq 1 "$rounds"); do
+# Conditions on parents (run_after): one fan-out/fan-in whose clean-up step
+# (run_after 'completion') depends on the join and on every step; the same
+# with its first step failing (the join is cancelled, the clean-up runs);
+# and independent jobs, in the same rounds.  Every job of the run is
+# counted, and its statuses must be the plan's (bench.flow_per_s).
+if want workflows; then
+    say "workflows with conditions: $(fmt $n_flow) jobs as fan-out/fan-in + 'completion' clean-up, the same with a failing step, independent"
+    if has defer_workflow && [[ $("${psql[@]}" -c "SELECT count(*) FROM pg_attribute
+            WHERE attrelid = 'procq.jobs'::regclass AND attname = 'run_after'") == 1 ]]; then
+        for r in $(seq 1 "$rounds"); do
+            measure wf_independent worker_run "CALL bench.fill('bench', $n_flow)" sql 'SELECT $2' \
+                "bench.flow_per_s(0, 0)"
+            measure wf_cleanup worker_run "CALL bench.workflow('bench', 'cleanup', $n_flow)" sql 'SELECT $2' \
+                "bench.flow_per_s(0, 0)"
+            measure wf_cleanup_fail worker_run "CALL bench.workflow('bench', 'cleanup_fail', $n_flow)" sql 'SELECT $2' \
+                "bench.flow_per_s(1, 1)"
+        done
+    else
+        missing wf_cleanup
+        missing wf_cleanup_fail
+    fi
+fi
+
+want shell && say "shell handler /bin/true: $(fmt $n_shell) jobs, 2 workers"
+want shell && for r in $(seq 1 "$rounds"); do
     measure shell worker_run "CALL bench.fill('bench', $n_shell)" shell /bin/true
 done
 
-say "defer-to-start latency on idle workers: $n_latency jobs per round"
+want latency && say "defer-to-start latency on idle workers: $n_latency jobs per round"
 latency_round() { # prints the median; the p95 goes to a file
     local med p95
     "${psql[@]}" -c "CALL bench.reset()" >/dev/null || return 1
@@ -283,7 +314,7 @@ latency_round() { # prints the median; the p95 goes to a file
     echo "$p95" >>"$PQ_CLUSTER_DIR/latency_p95"
     echo "$med"
 }
-for r in $(seq 1 "$rounds"); do
+want latency && for r in $(seq 1 "$rounds"); do
     measure latency latency_round
 done
 lat_p95=$(cat "$PQ_CLUSTER_DIR/latency_p95" 2>/dev/null | tr '\n' ' ' || true)
@@ -307,38 +338,40 @@ rss() {
     done
     echo "$total"
 }
-say "steady state: $steady s of defers at $rate/s (80% of $peak) run by 2 workers"
-steady_ok=1
-"${psql[@]}" -c "CALL bench.reset()" -c "SELECT procq.register_handler('steady', 'sql', 'SELECT \$2')" >/dev/null
-t_start=$("${psql[@]}" -c "SELECT clock_timestamp()")
-pgbench -n -M prepared -f bench/pgbench/procq_steady.sql -c 4 -j 4 -R "$((rate / 10 > 0 ? rate / 10 : 1))" -T "$steady" \
-    >"$PQ_CLUSTER_DIR/steady.out" 2>&1 &
-pgbench_pid=$!
-sleep "$win"
-rss_first=$(rss)
-wait "$pgbench_pid" || steady_ok=0
-cat "$PQ_CLUSTER_DIR/steady.out" >>"$log"
-rss_last=$(rss)
-sleep 2 # the last jobs deferred finish
-if ((steady_ok)); then
-    IFS='|' read -r first last backlog tbl idx deps < <("${psql[@]}" -c "
-        SELECT round(bench.finished_per_s('steady', '$t_start', $win)::numeric, 1),
-               round(bench.finished_per_s('steady', '$t_start'::timestamptz + interval '$((steady - win)) seconds', $win)::numeric, 1),
-               (SELECT count(*) FROM procq.jobs WHERE status IN ('todo', 'doing')),
-               pg_size_pretty(pg_table_size('procq.jobs')),
-               pg_size_pretty(pg_indexes_size('procq.jobs')),
-               pg_size_pretty(pg_total_relation_size('procq.job_dependencies'))")
-    njobs=$("${psql[@]}" -c "SELECT count(*) FROM procq.jobs")
-    achieved=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$PQ_CLUSTER_DIR/steady.out" | tail -n 1)
-    [[ -n $achieved ]] && achieved=$(awk -v t="$achieved" 'BEGIN {print t * 10}')
-    record steady_first "$first"
-    record steady_last "$last"
-    record steady_rss_first "$rss_first"
-    record steady_rss_last "$rss_last"
-    steady_sizes="procq.jobs $(fmt "$njobs") rows: table $tbl, indexes $idx; job_dependencies $deps; $(fmt "$backlog") not finished at the end"
-else
-    for k in steady_first steady_last steady_rss_first steady_rss_last; do record $k error; done
-    steady_sizes="error"
+if want steady; then
+    say "steady state: $steady s of defers at $rate/s (80% of $peak) run by 2 workers"
+    steady_ok=1
+    "${psql[@]}" -c "CALL bench.reset()" -c "SELECT procq.register_handler('steady', 'sql', 'SELECT \$2')" >/dev/null
+    t_start=$("${psql[@]}" -c "SELECT clock_timestamp()")
+    pgbench -n -M prepared -f bench/pgbench/procq_steady.sql -c 4 -j 4 -R "$((rate / 10 > 0 ? rate / 10 : 1))" -T "$steady" \
+        >"$PQ_CLUSTER_DIR/steady.out" 2>&1 &
+    pgbench_pid=$!
+    sleep "$win"
+    rss_first=$(rss)
+    wait "$pgbench_pid" || steady_ok=0
+    cat "$PQ_CLUSTER_DIR/steady.out" >>"$log"
+    rss_last=$(rss)
+    sleep 2 # the last jobs deferred finish
+    if ((steady_ok)); then
+        IFS='|' read -r first last backlog tbl idx deps < <("${psql[@]}" -c "
+            SELECT round(bench.finished_per_s('steady', '$t_start', $win)::numeric, 1),
+                   round(bench.finished_per_s('steady', '$t_start'::timestamptz + interval '$((steady - win)) seconds', $win)::numeric, 1),
+                   (SELECT count(*) FROM procq.jobs WHERE status IN ('todo', 'doing')),
+                   pg_size_pretty(pg_table_size('procq.jobs')),
+                   pg_size_pretty(pg_indexes_size('procq.jobs')),
+                   pg_size_pretty(pg_total_relation_size('procq.job_dependencies'))")
+        njobs=$("${psql[@]}" -c "SELECT count(*) FROM procq.jobs")
+        achieved=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$PQ_CLUSTER_DIR/steady.out" | tail -n 1)
+        [[ -n $achieved ]] && achieved=$(awk -v t="$achieved" 'BEGIN {print t * 10}')
+        record steady_first "$first"
+        record steady_last "$last"
+        record steady_rss_first "$rss_first"
+        record steady_rss_last "$rss_last"
+        steady_sizes="procq.jobs $(fmt "$njobs") rows: table $tbl, indexes $idx; job_dependencies $deps; $(fmt "$backlog") not finished at the end"
+    else
+        for k in steady_first steady_last steady_rss_first steady_rss_last; do record $k error; done
+        steady_sizes="error"
+    fi
 fi
 "${psql[@]}" -c "CALL bench.reset()" >/dev/null
 workers 0
@@ -353,9 +386,10 @@ best_peer() { # key_suffix: the better of the two peers' medians, "name|figure"
         echo "best peer (Graphile Worker)|$g"
     else echo "best peer (pg-boss)|$p"; fi
 }
-figure() { # key -> median, or the marker
+figure() { # key -> median, or the marker ("not run": outside BENCH_ONLY)
     local v=${val[$1]:-}
-    if [[ -z $v ]]; then echo "error"
+    if [[ -z $v && -n ${BENCH_ONLY:-} ]]; then echo "not run"
+    elif [[ -z $v ]]; then echo "error"
     elif [[ $v =~ ^[0-9] ]]; then median <<<"$v"
     else echo "$v"; fi
 }
@@ -373,6 +407,7 @@ rows=()
 # row scenario procq-figure unit compared-label compared-figure op target
 row() {
     local scen=$1 p=$2 unit=$3 label=$4 ref=$5 op=$6 target=$7 ratio="" verdict
+    [[ $p == "not run" ]] && return 0
     if [[ $p =~ ^[0-9] && ( $op == "<" || $ref =~ ^[0-9] ) ]]; then
         if [[ $op == "<" ]]; then
             verdict=$(awk -v a="$p" -v t="$target" 'BEGIN {print (a < t) ? "met" : "missed"}')
@@ -429,6 +464,10 @@ row "$f jobs as fan-out/fan-in (1 -> $(fmt $((n_flow - 2))) -> 1), 2 workers" "$
     "$f independent jobs" "$(figure flow_independent)" ">=" 0.7
 row "$f jobs as $(fmt $((n_flow / 10))) chains of 10, 2 workers" "$(figure flow_chains)" jobs/s \
     "$f independent jobs" "$(figure flow_independent)" ">=" 0.7
+row "$f jobs as fan-out/fan-in (1 -> $(fmt $((n_flow - 3))) -> join) + 'completion' clean-up after all, 2 workers" \
+    "$(figure wf_cleanup)" jobs/s "$f independent jobs" "$(figure wf_independent)" ">=" 0.7
+row "the same, one step failing (join cancelled, clean-up runs)" \
+    "$(figure wf_cleanup_fail)" jobs/s "$f independent jobs" "$(figure wf_independent)" ">=" 0.7
 empty=$(figure fetch_empty)
 row "fetch_job, $(fmt $n_fetch_big) waiting on parents" "$(figure fetch_parents)" us "empty table" "$empty" "<=" 1.5
 row "fetch_job, $(fmt $n_fetch_big) scheduled later" "$(figure fetch_future)" us "empty table" "$empty" "<=" 1.5
@@ -442,7 +481,7 @@ row "steady state, $steady s of defers at $(fmt "$rate")/s (achieved ${achieved:
     "first $sw" "$(figure steady_first)" ">=" 0.8
 row "steady state: workers' memory (RssAnon) at the end" "$(figure steady_rss_last)" kB \
     "after the first $sw" "$(figure steady_rss_first)" "<=" 1.1
-rows+=("steady state: sizes at the end|$steady_sizes||||reported")
+want steady && rows+=("steady state: sizes at the end|$steady_sizes||||reported")
 row "shell handler /bin/true, 2 workers, $(fmt $n_shell) jobs" "$(figure shell)" jobs/s "" "" - -
 
 {
