@@ -4,12 +4,15 @@
 #
 #   extract (shell) -> transform 1, 2, 3 (SQL) -> load (SQL)
 #   validate (shell, fails) -> publish -> notify (both end cancelled)
+#   load, validate -> alert (run_after 'failure': runs, validate failed)
+#   load -> alert_load (run_after 'failure': cancelled, load succeeded)
+#   load, notify, alert, alert_load -> cleanup (run_after 'completion')
 #
 # It registers the handlers and defers the workflow (scripts/demo/*.sql),
 # waits until every job has ended, prints the timeline, checks that each
-# job started only after its parents succeeded, and draws the workflow with
-# Graphviz into $PROCQ_DEMO_OUT (default /tmp/procq-demo), which outlives
-# the cluster.
+# job started only when its run_after allowed it, and draws the workflow
+# with Graphviz from procq.workflow_dot() into $PROCQ_DEMO_OUT (default
+# /tmp/procq-demo), which outlives the cluster.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/cluster.sh
@@ -55,12 +58,19 @@ if [[ -n $problems ]]; then
     echo "order check: FAILED" >&2
     exit 1
 fi
-echo "order check: OK (each job started after its parents succeeded; validate failed, publish and notify were cancelled)"
+echo "order check: OK (each 'success' job started after its parents succeeded, each 'completion' job after"
+echo "  they all ended, each 'failure' job after they all ended and one failed; validate failed, publish,"
+echo "  notify and alert_load were cancelled, alert and cleanup ran)"
+echo
+echo "== what the alert and the clean-up saw of their parents (procq.parents)"
+pq_psql -q -P footer=off -c "SELECT job_id, channel, failed FROM demo.alerts" \
+    -c "SELECT job_id, dir, parents FROM demo.cleanups"
 
 echo
 echo "== picture"
 mkdir -p "$out"
-pq_psql -A -t -q -f scripts/demo/workflow_dot.sql >"$out/workflow.dot"
+# procq.workflow_dot draws one workflow: the demo's is that of its first job.
+pq_psql -A -t -q -c "SELECT procq.workflow_dot(min(workflow_id)) FROM procq.jobs" >"$out/workflow.dot"
 dot -Tsvg "$out/workflow.dot" -o "$out/workflow.svg"
 dot -Tpng -Gdpi=150 "$out/workflow.dot" -o "$out/workflow.png"
 echo "workflow picture: $out/workflow.svg and $out/workflow.png (Graphviz source: $out/workflow.dot)"

@@ -9,6 +9,8 @@ CREATE EXTENSION procq;
 CREATE SCHEMA demo;
 CREATE TABLE demo.orders_clean (part int PRIMARY KEY, rows int NOT NULL, job_id bigint NOT NULL);
 CREATE TABLE demo.loads (target text, rows int NOT NULL, parts int NOT NULL, job_id bigint NOT NULL);
+CREATE TABLE demo.alerts (channel text NOT NULL, failed text NOT NULL, job_id bigint NOT NULL);
+CREATE TABLE demo.cleanups (dir text NOT NULL, parents text NOT NULL, job_id bigint NOT NULL);
 
 -- extract: a program that takes a moment and prints JSON, which becomes the
 -- job's result.  The job's args are in $PROCQ_ARGS (and on stdin).
@@ -37,3 +39,20 @@ SELECT procq.register_handler('validate', 'shell',
 -- publish and notify never run: validate fails, so they are cancelled.
 SELECT procq.register_handler('publish', 'sql', $c$SELECT jsonb_build_object('published', $1)$c$);
 SELECT procq.register_handler('notify', 'shell', $c$/bin/echo notified$c$);
+
+-- alert (run_after 'failure'): runs once all its parents ended and one of
+-- them did not succeed; procq.parents($2) says which, and how.
+SELECT procq.register_handler('alert', 'sql', $c$
+    INSERT INTO demo.alerts (channel, failed, job_id)
+    SELECT $1->>'channel', string_agg(format('%s %s (%s)', p.task, p.status, p.error), '; '), $2
+      FROM procq.parents($2) AS p
+     WHERE p.status <> 'succeeded'
+    RETURNING jsonb_build_object('alerted', channel, 'failed', failed)$c$);
+
+-- cleanup (run_after 'completion'): runs once all its parents ended,
+-- however they ended, and records what they were.
+SELECT procq.register_handler('cleanup', 'sql', $c$
+    INSERT INTO demo.cleanups (dir, parents, job_id)
+    SELECT $1->>'dir', string_agg(p.step_key || ' ' || p.status, ', ' ORDER BY p.job_id), $2
+      FROM procq.parents($2) AS p
+    RETURNING jsonb_build_object('removed', dir, 'parents', parents)$c$);
