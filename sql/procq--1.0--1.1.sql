@@ -512,3 +512,18 @@ END
 $$;
 DROP FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text);
 DROP FUNCTION procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text);
+
+-- issue 9, add_dependencies: fan-out decided at run time.  A todo job can
+-- get new parents, newer than itself too, so the CHECK depends_on < job_id
+-- goes; procq.add_dependencies keeps the graph acyclic instead
+-- (src/dependencies.c).
+ALTER TABLE procq.job_dependencies DROP CONSTRAINT job_dependencies_parent_first;
+
+CREATE FUNCTION procq.add_dependencies(job_id bigint, depends_on bigint[])
+RETURNS integer
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_add_dependencies';
+COMMENT ON FUNCTION procq.add_dependencies(bigint, bigint[]) IS
+    'make a todo job wait for more parents (newer ones too); refuses a cycle; returns how many dependency rows were added';
+REVOKE ALL ON FUNCTION procq.add_dependencies(bigint, bigint[]) FROM PUBLIC;

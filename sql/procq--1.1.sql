@@ -126,10 +126,11 @@ COMMENT ON COLUMN procq.jobs.cancelled_by IS 'the parent whose failure cancelled
 CREATE TABLE procq.job_dependencies (
     job_id     bigint NOT NULL REFERENCES procq.jobs (id) ON DELETE CASCADE,
     depends_on bigint NOT NULL REFERENCES procq.jobs (id) ON DELETE CASCADE,
-    PRIMARY KEY (job_id, depends_on),
-    -- Parents always exist before their children, so a parent's id is lower:
-    -- this makes every dependency graph acyclic by construction.
-    CONSTRAINT job_dependencies_parent_first CHECK (depends_on < job_id)
+    PRIMARY KEY (job_id, depends_on)
+    -- No CHECK depends_on < job_id (procq 1.0 had one): procq.add_dependencies
+    -- (issue 9) gives existing jobs new parents, newer ones too, and keeps
+    -- the graph acyclic itself, under concurrency (src/dependencies.c).
+    -- defer cannot close a cycle: its child is new, nothing depends on it.
 );
 COMMENT ON TABLE procq.job_dependencies IS 'job_id runs only after depends_on has succeeded';
 
@@ -377,6 +378,15 @@ AS 'MODULE_PATHNAME', 'procq_wait_job';
 COMMENT ON FUNCTION procq.wait_job(bigint, interval) IS
     'wait until the job has ended or timeout has passed; returns its row';
 
+-- issue 9, add_dependencies: fan-out decided at run time (C: src/dependencies.c)
+CREATE FUNCTION procq.add_dependencies(job_id bigint, depends_on bigint[])
+RETURNS integer
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_add_dependencies';
+COMMENT ON FUNCTION procq.add_dependencies(bigint, bigint[]) IS
+    'make a todo job wait for more parents (newer ones too); refuses a cycle; returns how many dependency rows were added';
+
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)
 ------------------------------------------------------------------------------
@@ -547,6 +557,7 @@ REVOKE ALL ON FUNCTION
     procq.get_jobs(bigint[]),
     procq.wait_job(bigint, interval),
     procq.handlers_check(),
-    procq.jobs_workflow_default()
+    procq.jobs_workflow_default(),
+    procq.add_dependencies(bigint, bigint[])
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

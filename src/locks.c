@@ -35,8 +35,9 @@
 
 /*
  * First keys of procq's locks: PQ_LOCK_CLASS for a lock queue
- * (pq_lock_key), the next one for a queueing lock (pq_lock_queueing_key);
- * the second key is a hash of the value.  "proq" in ASCII.
+ * (pq_lock_key), the next one for a queueing lock (pq_lock_queueing_key),
+ * the one after for the dependency graph (pq_lock_dependency_graph); the
+ * second key is a hash of the value.  "proq" in ASCII.
  */
 #define PQ_LOCK_CLASS 1886547825
 
@@ -127,6 +128,23 @@ bool
 pq_lock_queueing_key(const char *queueing_lock, bool nowait)
 {
 	return private_lock(PQ_LOCK_CLASS + 1, queueing_lock, nowait);
+}
+
+/*
+ * pq_lock_dependency_graph serializes, until the end of the transaction,
+ * the transactions that add dependency rows between existing jobs
+ * (procq.add_dependencies, src/dependencies.c), so that each one's cycle
+ * check sees the edges of the others once they committed: two calls that
+ * together would close a cycle (X -> Y and W -> V beside Y -> W and
+ * V -> X) lock four different rows, which alone would not stop them.  One
+ * fixed key for the database: such calls run one at a time.  defer and
+ * the other functions do not take it (a new job has no children, so its
+ * edges cannot close a cycle).  Taken before any row lock.
+ */
+void
+pq_lock_dependency_graph(void)
+{
+	(void) private_lock(PQ_LOCK_CLASS + 2, "add_dependencies", false);
 }
 
 /*
