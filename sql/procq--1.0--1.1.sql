@@ -527,3 +527,153 @@ AS 'MODULE_PATHNAME', 'procq_add_dependencies';
 COMMENT ON FUNCTION procq.add_dependencies(bigint, bigint[]) IS
     'make a todo job wait for more parents (newer ones too); refuses a cycle; returns how many dependency rows were added';
 REVOKE ALL ON FUNCTION procq.add_dependencies(bigint, bigint[]) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- issue 9, workflows: workflow ids by the defer rule, jobs_workflow_idx,
+-- procq.workflows, cancel_workflow, workflow_dot, parents; defer_workflow
+-- and parent_results take workflow_id and by_key (C: src/workflows.c,
+-- src/defer.c, src/workflow.c, src/lifecycle.c)
+------------------------------------------------------------------------------
+
+-- The jobs of 1.0 get the workflows that defer gives today, in one pass in
+-- id order (a 1.0 parent always has a lower id than its child): a job with
+-- parents that all share a workflow joins it, any other job keeps its own
+-- id (set above).  1.0 did not record which jobs one defer_workflow call
+-- inserted, so such a DAG with several roots (steps without parents)
+-- becomes several workflows, one per root, plus one per job whose parents
+-- lie in different ones.
+DO $$
+DECLARE
+    j record;
+BEGIN
+    FOR j IN
+        SELECT DISTINCT d.job_id FROM procq.job_dependencies d ORDER BY d.job_id
+    LOOP
+        UPDATE procq.jobs c SET workflow_id = s.workflow_id
+        FROM (SELECT pg_catalog.min(p.workflow_id) AS workflow_id
+              FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on
+              WHERE d.job_id = j.job_id
+              HAVING pg_catalog.min(p.workflow_id) = pg_catalog.max(p.workflow_id)) s
+        WHERE c.id = j.job_id AND c.workflow_id <> s.workflow_id;
+    END LOOP;
+END
+$$;
+
+-- The jobs of a workflow, in id order: procq.workflows, cancel_workflow and
+-- workflow_dot read one range of it per workflow.
+CREATE INDEX jobs_workflow_idx ON procq.jobs (workflow_id, id);
+
+-- defer_workflow takes workflow_id and parent_results by_key: the old
+-- declarations go, and whoever could execute them can execute the new ones.
+CREATE FUNCTION procq.defer_workflow(steps jsonb, workflow_id bigint DEFAULT NULL)
+RETURNS TABLE (key text, job_id bigint)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer_workflow';
+COMMENT ON FUNCTION procq.defer_workflow(jsonb, bigint) IS
+    'insert a DAG of jobs in one call, as one workflow (a new one, or workflow_id); steps name their parents by key or job id';
+
+CREATE FUNCTION procq.parent_results(job_id bigint, by_key boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE C STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_parent_results';
+COMMENT ON FUNCTION procq.parent_results(bigint, boolean) IS
+    'the results of the job''s parents, keyed by parent id (by_key: by their step_key)';
+
+REVOKE ALL ON FUNCTION
+    procq.defer_workflow(jsonb, bigint),
+    procq.parent_results(bigint, boolean)
+FROM PUBLIC;
+
+DO $$
+DECLARE
+    f record;
+    g record;
+BEGIN
+    FOR f IN
+        SELECT * FROM (VALUES
+            ('procq.defer_workflow(jsonb)', 'procq.defer_workflow(jsonb, bigint)'),
+            ('procq.parent_results(bigint)', 'procq.parent_results(bigint, boolean)'))
+            AS v(old, new)
+    LOOP
+        FOR g IN
+            SELECT a.grantee, a.is_grantable
+            FROM pg_catalog.pg_proc p,
+                 pg_catalog.aclexplode(p.proacl) AS a
+            WHERE p.oid = f.old::pg_catalog.regprocedure
+              AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+        LOOP
+            EXECUTE pg_catalog.format(
+                'GRANT EXECUTE ON FUNCTION %s TO %s%s', f.new,
+                CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END,
+                CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END LOOP;
+END
+$$;
+DROP FUNCTION procq.defer_workflow(jsonb);
+DROP FUNCTION procq.parent_results(bigint);
+
+CREATE FUNCTION procq.cancel_workflow(workflow_id bigint, abort boolean DEFAULT false)
+RETURNS integer
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_cancel_workflow';
+COMMENT ON FUNCTION procq.cancel_workflow(bigint, boolean) IS
+    'cancel every todo job of the workflow (abort: also stop its running ones); returns how many';
+
+CREATE FUNCTION procq.workflow_dot(workflow_id bigint)
+RETURNS text
+LANGUAGE C STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_workflow_dot';
+COMMENT ON FUNCTION procq.workflow_dot(bigint) IS
+    'the workflow as a Graphviz digraph: jobs coloured by status, conditions on the edges';
+
+CREATE FUNCTION procq.parents(job_id bigint)
+RETURNS TABLE (job_id bigint, task text, status procq.job_status, result jsonb,
+               error text, step_key text)
+LANGUAGE C STABLE PARALLEL UNSAFE ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_parents';
+COMMENT ON FUNCTION procq.parents(bigint) IS
+    'what the job''s parents did (status, result, error, step_key), in id order';
+
+-- One row per workflow, from one range of jobs_workflow_idx per workflow
+-- (a query for one workflow_id reads only its jobs).  A security barrier:
+-- the view reads procq.jobs with its owner's rights, so it shows a role
+-- only the workflows whose first job (once that is purged, earliest job) it
+-- may act on, as cancel_workflow and workflow_dot require, and every
+-- workflow to a role that may read procq.jobs itself (monitoring).
+CREATE VIEW procq.workflows WITH (security_barrier) AS
+    SELECT w.workflow_id, f.task, w.jobs, w.todo, w.doing, w.succeeded,
+           w.failed, w.cancelled,
+           CASE WHEN w.todo + w.doing > 0 THEN 'running'
+                WHEN w.succeeded = w.jobs THEN 'succeeded'
+                ELSE 'failed' END AS state,
+           w.created_at,
+           CASE WHEN w.todo + w.doing > 0 THEN NULL ELSE w.finished_at END AS finished_at
+    FROM (SELECT j.workflow_id, pg_catalog.min(j.id) AS first_id,
+                 pg_catalog.count(*) AS jobs,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'todo') AS todo,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'doing') AS doing,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'failed') AS failed,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled,
+                 pg_catalog.min(j.created_at) AS created_at,
+                 pg_catalog.max(j.finished_at) AS finished_at
+          FROM procq.jobs j
+          GROUP BY j.workflow_id) w
+    JOIN procq.jobs f ON f.id = w.first_id
+    WHERE pg_catalog.pg_has_role(f.deferred_by, 'USAGE')
+       OR pg_catalog.has_table_privilege('procq.jobs'::pg_catalog.regclass, 'SELECT');
+COMMENT ON VIEW procq.workflows IS
+    'one row per workflow: job counts per status, state (running, succeeded, failed), created_at, finished_at';
+
+REVOKE ALL ON TABLE procq.workflows FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+    procq.cancel_workflow(bigint, boolean),
+    procq.workflow_dot(bigint),
+    procq.parents(bigint)
+FROM PUBLIC;

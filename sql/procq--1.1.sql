@@ -177,6 +177,9 @@ CREATE INDEX jobs_finished_idx ON procq.jobs (finished_at)
 -- a fetch takes the due ones directly (src/fetch.c).
 CREATE INDEX jobs_due_idx ON procq.jobs (deferred_by, scheduled_at)
     WHERE status = 'todo' AND delayed AND pending_parents = 0 AND NOT lock_blocked;
+-- issue 9, workflows: the jobs of a workflow, in id order: procq.workflows,
+-- cancel_workflow and workflow_dot read one range of it per workflow.
+CREATE INDEX jobs_workflow_idx ON procq.jobs (workflow_id, id);
 
 -- Handlers: what the background workers run for a task (src/handlers.c).
 CREATE TABLE procq.handlers (
@@ -227,13 +230,13 @@ AS 'MODULE_PATHNAME', 'procq_defer';
 COMMENT ON FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint) IS
     'insert a job and its dependencies atomically; returns the job id';
 
-CREATE FUNCTION procq.defer_workflow(steps jsonb)
+CREATE FUNCTION procq.defer_workflow(steps jsonb, workflow_id bigint DEFAULT NULL)
 RETURNS TABLE (key text, job_id bigint)
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_defer_workflow';
-COMMENT ON FUNCTION procq.defer_workflow(jsonb) IS
-    'insert a DAG of jobs in one call; steps name their parents by key or job id';
+COMMENT ON FUNCTION procq.defer_workflow(jsonb, bigint) IS
+    'insert a DAG of jobs in one call, as one workflow (a new one, or workflow_id); steps name their parents by key or job id';
 
 CREATE FUNCTION procq.fetch_job(
     queues text[] DEFAULT NULL,
@@ -291,13 +294,13 @@ AS 'MODULE_PATHNAME', 'procq_recover_stalled';
 COMMENT ON FUNCTION procq.recover_stalled() IS
     'put doing jobs whose lease ran out back to todo (or failed); returns how many';
 
-CREATE FUNCTION procq.parent_results(job_id bigint)
+CREATE FUNCTION procq.parent_results(job_id bigint, by_key boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE C STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_parent_results';
-COMMENT ON FUNCTION procq.parent_results(bigint) IS
-    'the results of the job''s parents, keyed by parent id';
+COMMENT ON FUNCTION procq.parent_results(bigint, boolean) IS
+    'the results of the job''s parents, keyed by parent id (by_key: by their step_key)';
 
 -- issue 7, batch: the batch API (C: src/fetch.c, src/finish.c, src/defer.c)
 CREATE FUNCTION procq.fetch_jobs(
@@ -386,6 +389,63 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_add_dependencies';
 COMMENT ON FUNCTION procq.add_dependencies(bigint, bigint[]) IS
     'make a todo job wait for more parents (newer ones too); refuses a cycle; returns how many dependency rows were added';
+
+-- issue 9, workflows: workflows as a whole (C: src/workflows.c)
+CREATE FUNCTION procq.cancel_workflow(workflow_id bigint, abort boolean DEFAULT false)
+RETURNS integer
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_cancel_workflow';
+COMMENT ON FUNCTION procq.cancel_workflow(bigint, boolean) IS
+    'cancel every todo job of the workflow (abort: also stop its running ones); returns how many';
+
+CREATE FUNCTION procq.workflow_dot(workflow_id bigint)
+RETURNS text
+LANGUAGE C STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_workflow_dot';
+COMMENT ON FUNCTION procq.workflow_dot(bigint) IS
+    'the workflow as a Graphviz digraph: jobs coloured by status, conditions on the edges';
+
+CREATE FUNCTION procq.parents(job_id bigint)
+RETURNS TABLE (job_id bigint, task text, status procq.job_status, result jsonb,
+               error text, step_key text)
+LANGUAGE C STABLE PARALLEL UNSAFE ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_parents';
+COMMENT ON FUNCTION procq.parents(bigint) IS
+    'what the job''s parents did (status, result, error, step_key), in id order';
+
+-- One row per workflow, from one range of jobs_workflow_idx per workflow
+-- (a query for one workflow_id reads only its jobs).  A security barrier:
+-- the view reads procq.jobs with its owner's rights, so it shows a role
+-- only the workflows whose first job (once that is purged, earliest job) it
+-- may act on, as cancel_workflow and workflow_dot require, and every
+-- workflow to a role that may read procq.jobs itself (monitoring).
+CREATE VIEW procq.workflows WITH (security_barrier) AS
+    SELECT w.workflow_id, f.task, w.jobs, w.todo, w.doing, w.succeeded,
+           w.failed, w.cancelled,
+           CASE WHEN w.todo + w.doing > 0 THEN 'running'
+                WHEN w.succeeded = w.jobs THEN 'succeeded'
+                ELSE 'failed' END AS state,
+           w.created_at,
+           CASE WHEN w.todo + w.doing > 0 THEN NULL ELSE w.finished_at END AS finished_at
+    FROM (SELECT j.workflow_id, pg_catalog.min(j.id) AS first_id,
+                 pg_catalog.count(*) AS jobs,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'todo') AS todo,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'doing') AS doing,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'failed') AS failed,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled,
+                 pg_catalog.min(j.created_at) AS created_at,
+                 pg_catalog.max(j.finished_at) AS finished_at
+          FROM procq.jobs j
+          GROUP BY j.workflow_id) w
+    JOIN procq.jobs f ON f.id = w.first_id
+    WHERE pg_catalog.pg_has_role(f.deferred_by, 'USAGE')
+       OR pg_catalog.has_table_privilege('procq.jobs'::pg_catalog.regclass, 'SELECT');
+COMMENT ON VIEW procq.workflows IS
+    'one row per workflow: job counts per status, state (running, succeeded, failed), created_at, finished_at';
 
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)
@@ -527,11 +587,11 @@ CREATE TRIGGER jobs_workflow_default
 ------------------------------------------------------------------------------
 
 REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies, procq.handlers,
-    procq.worker_status FROM PUBLIC;
+    procq.worker_status, procq.workflows FROM PUBLIC;
 REVOKE ALL ON SEQUENCE procq.jobs_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint),
-    procq.defer_workflow(jsonb),
+    procq.defer_workflow(jsonb, bigint),
     procq.fetch_job(text[], text, text[]),
     procq.finish_job(bigint, procq.job_status, jsonb, text, integer),
     procq.retry_job(bigint, timestamptz),
@@ -541,7 +601,7 @@ REVOKE ALL ON FUNCTION
     procq.worker_status(),
     procq.heartbeat(bigint, integer),
     procq.recover_stalled(),
-    procq.parent_results(bigint),
+    procq.parent_results(bigint, boolean),
     procq.purge(interval),
     procq.jobs_status_changed(),
     procq.jobs_status_normalize(),
@@ -558,6 +618,9 @@ REVOKE ALL ON FUNCTION
     procq.wait_job(bigint, interval),
     procq.handlers_check(),
     procq.jobs_workflow_default(),
-    procq.add_dependencies(bigint, bigint[])
+    procq.add_dependencies(bigint, bigint[]),
+    procq.cancel_workflow(bigint, boolean),
+    procq.workflow_dot(bigint),
+    procq.parents(bigint)
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

@@ -32,6 +32,7 @@
 #include "notify.h"
 #include "procq.h"
 #include "spi_exec.h"
+#include "workflows.h"
 
 PG_FUNCTION_INFO_V1(procq_defer);
 PG_FUNCTION_INFO_V1(procq_defer_jobs);
@@ -43,20 +44,27 @@ PG_FUNCTION_INFO_V1(procq_defer_jobs);
  * EXTENSION procq UPDATE, has none of them, and its statements leave their
  * parameters unused.
  */
-#define INSERT_JOB_WITH(extra_columns, extra_values) \
-	"INSERT INTO procq.jobs (queue, task, args, status, priority," \
+#define INSERT_JOB_WITH(id_column, extra_columns, open, extra_values, close) \
+	"INSERT INTO procq.jobs (" id_column "queue, task, args, status, priority," \
 	" scheduled_at, max_attempts, lock, queueing_lock, pending_parents," \
 	" lock_blocked, delayed, cancelled_by, error, finished_at, deferred_by" \
 	extra_columns ")" \
-	" VALUES ($1, $2, $3, $4::procq.job_status, $5, $6, $7, $8, $9, $10," \
+	open "$1, $2, $3, $4::procq.job_status, $5, $6, $7, $8, $9, $10," \
 	" $11 AND $4 = 'todo'," \
 	" $4 = 'todo' AND $6 IS NOT NULL AND $6 > statement_timestamp()," \
 	" $12, $13, CASE WHEN $4 = 'todo' THEN NULL ELSE clock_timestamp() END," \
-	" $14" extra_values ")"
+	" $14" extra_values close
+/*
+ * issue 9, workflows: the id is drawn in the statement itself, so that a job
+ * that starts its own workflow ($17 NULL) gets its own id as workflow_id
+ * without the BEFORE INSERT trigger jobs_workflow_default firing.
+ */
 #define INSERT_JOB \
-	INSERT_JOB_WITH(", run_after, failed_parents, workflow_id, step_key", \
-					", $15, $16, $17, $18")
-#define INSERT_JOB_1_0 INSERT_JOB_WITH("", "")
+	INSERT_JOB_WITH("id, ", ", run_after, failed_parents, workflow_id, step_key", \
+					" OVERRIDING SYSTEM VALUE SELECT n.id, ", \
+					", $15, $16, coalesce($17, n.id), $18", \
+					" FROM (SELECT pg_catalog.nextval('procq.jobs_id_seq'::regclass) AS id) n")
+#define INSERT_JOB_1_0 INSERT_JOB_WITH("", "", " VALUES (", "", ")")
 #define INSERT_JOB_ON_CONFLICT \
 	" ON CONFLICT (queueing_lock)" \
 	" WHERE status = 'todo' AND queueing_lock IS NOT NULL DO NOTHING"
@@ -461,6 +469,29 @@ queueing_lock_taken(text *queueing_lock)
 }
 
 /*
+ * issue 9, workflows: single_job_workflow returns the workflow that a job
+ * of procq.defer joins, or 0 for a workflow of its own (the insert gives
+ * it its own id): the workflow_id it names (which must exist and be the
+ * caller's to act on), else the one all its parents share.  The parents
+ * (parents_array, (Datum) 0 for none) are locked already, so their
+ * workflow cannot change.  On procq 1.0's table nothing has a workflow.
+ */
+static int64
+single_job_workflow(PQJobSpec *spec, Datum parents_array)
+{
+	if (!pq_schema_has_workflows())
+		return 0;
+	if (spec->workflow_id > 0)
+	{
+		pq_check_workflow(spec->workflow_id);
+		return spec->workflow_id;
+	}
+	if (spec->nparents > 0)
+		return pq_parents_workflow(parents_array);
+	return 0;
+}
+
+/*
  * pq_defer_job inserts one validated job and its dependency rows, and
  * returns its id.  The caller has connected SPI.
  */
@@ -476,6 +507,7 @@ pq_defer_job(PQJobSpec *spec)
 	char		n[18];
 	PQStatement *insert;
 	int64		job_id;
+	int64		workflow_id;
 	bool		isnull;
 	bool		ready;
 
@@ -491,6 +523,8 @@ pq_defer_job(PQJobSpec *spec)
 		parents_array = pq_int8_array(spec->parents, spec->nparents);
 		parents = check_parents(spec, parents_array);
 	}
+	/* issue 9, workflows: */
+	workflow_id = single_job_workflow(spec, parents_array);
 
 	if (parents.failed_parent != 0)
 	{
@@ -531,8 +565,8 @@ pq_defer_job(PQJobSpec *spec)
 	v[13] = ObjectIdGetDatum(GetUserId());
 	v[14] = CStringGetTextDatum(pq_run_after_name(spec->run_after));
 	v[15] = Int32GetDatum(parents.failed);
-	v[16] = Int64GetDatum(spec->workflow_id);
-	n[16] = spec->workflow_id != 0 ? ' ' : 'n';
+	v[16] = Int64GetDatum(workflow_id);
+	n[16] = workflow_id != 0 ? ' ' : 'n';
 	v[17] = PointerGetDatum(spec->step_key);
 	n[17] = spec->step_key ? ' ' : 'n';
 
@@ -620,7 +654,7 @@ procq_defer(PG_FUNCTION_ARGS)
 	{
 		pq_require_arg(fcinfo, 9, "run_after");
 		spec.run_after = pq_check_run_after(PG_GETARG_TEXT_PP(9), "run_after");
-		spec.workflow_id = PG_ARGISNULL(10) ? 0 : PG_GETARG_INT64(10);
+		spec.workflow_id = PG_ARGISNULL(10) ? 0 : pq_workflow_arg(PG_GETARG_INT64(10));
 	}
 
 	pq_validate_spec(&spec);
@@ -794,6 +828,68 @@ find_parents(PQBatchJob *jobs, int n, int *nfound)
 }
 
 /*
+ * issue 9, workflows.  What batch_job_workflow last found the workflow of
+ * a list of parents to be (the jobs of one defer_jobs call share theirs).
+ */
+typedef struct WorkflowMemo
+{
+	int64	   *parents;		/* NULL: nothing found yet */
+	int			nparents;
+	int64		workflow_id;	/* 0: they have no workflow in common */
+} WorkflowMemo;
+
+/*
+ * check_batch_workflows checks each workflow that jobs of the batch name
+ * (pq_check_workflow), each once in a row, after their parents were
+ * locked.  On procq 1.0's table nothing names one (the functions'
+ * declarations there have no workflow_id).
+ */
+static void
+check_batch_workflows(PQBatchJob *jobs, int n)
+{
+	int64		checked = 0;
+
+	if (!pq_schema_has_workflows())
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		int64		w = jobs[i].spec->workflow_id;
+
+		if (w > 0 && w != checked)
+		{
+			pq_check_workflow(w);
+			checked = w;
+		}
+	}
+}
+
+/*
+ * batch_job_workflow returns the workflow of job i of a batch whose ids
+ * have been drawn: the one it names; the batch's first job's for a step of
+ * defer_workflow (PQ_WORKFLOW_OF_BATCH); else the one all its parents
+ * share (they are locked); else its own.
+ */
+static int64
+batch_job_workflow(PQBatchJob *jobs, int i, int64 *ids, WorkflowMemo *memo)
+{
+	PQJobSpec  *spec = jobs[i].spec;
+
+	if (spec->workflow_id == PQ_WORKFLOW_OF_BATCH)
+		return ids[0];
+	if (spec->workflow_id > 0)
+		return spec->workflow_id;
+	if (spec->nparents == 0 || !pq_schema_has_workflows())
+		return ids[i];
+	if (memo->parents != spec->parents || memo->nparents != spec->nparents)
+	{
+		memo->parents = spec->parents;
+		memo->nparents = spec->nparents;
+		memo->workflow_id = pq_parents_workflow(pq_int8_array(spec->parents, spec->nparents));
+	}
+	return memo->workflow_id != 0 ? memo->workflow_id : ids[i];
+}
+
+/*
  * draw_ids draws n ids from the jobs' sequence, in one statement, into
  * ids, ascending.
  */
@@ -845,6 +941,7 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 	int64	   *edge_parent;
 	int			nqueues;
 	bool		isnull;
+	WorkflowMemo wf_memo = {0};
 
 	*current = -1;
 	if (n == 0)
@@ -865,6 +962,7 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 		lockst[i].busy = false;
 	}
 	found = find_parents(jobs, n, &nfound);
+	check_batch_workflows(jobs, n);	/* issue 9, workflows */
 	for (int i = 0; i < nqlocks; i++)
 	{
 		pq_lock_queueing_key(qlocks[i], false);
@@ -1048,8 +1146,7 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 			d[12][i] = CStringGetTextDatum(PQ_ALL_SUCCEEDED_ERROR);
 		dn[12][i] = state[i] == 't';
 		d[13][i] = CStringGetTextDatum(pq_run_after_name(spec->run_after));
-		d[15][i] = Int64GetDatum(spec->workflow_id);
-		dn[15][i] = spec->workflow_id == 0;
+		d[15][i] = Int64GetDatum(batch_job_workflow(jobs, i, ids, &wf_memo));
 		d[16][i] = PointerGetDatum(spec->step_key);
 		dn[16][i] = spec->step_key == NULL;
 	}
@@ -1184,7 +1281,7 @@ procq_defer_jobs(PG_FUNCTION_ARGS)
 	{
 		pq_require_arg(fcinfo, 8, "run_after");
 		spec.run_after = pq_check_run_after(PG_GETARG_TEXT_PP(8), "run_after");
-		spec.workflow_id = PG_ARGISNULL(9) ? 0 : PG_GETARG_INT64(9);
+		spec.workflow_id = PG_ARGISNULL(9) ? 0 : pq_workflow_arg(PG_GETARG_INT64(9));
 	}
 	pq_validate_spec(&spec);
 

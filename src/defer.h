@@ -30,9 +30,15 @@ typedef struct PQJobSpec
 	text	   *lock;			/* NULL when none */
 	text	   *queueing_lock;	/* NULL when none */
 	PQRunAfter	run_after;		/* when it runs, as to its parents */
-	int64		workflow_id;	/* the workflow to join, or 0 */
+	int64		workflow_id;	/* the workflow to join, 0, or PQ_WORKFLOW_OF_BATCH */
 	text	   *step_key;		/* its key in defer_workflow, or NULL */
 } PQJobSpec;
+
+/*
+ * PQJobSpec.workflow_id of a step of defer_workflow that starts a new
+ * workflow: the one of the batch's first job (issue 9).
+ */
+#define PQ_WORKFLOW_OF_BATCH (-1)
 
 /*
  * A job of a batch (pq_defer_batch): its spec (spec->parents are existing

@@ -154,6 +154,18 @@ static PQStatement stmt_parent_results = PQ_STATEMENT(
 	1, INT8OID);
 
 /*
+ * issue 9, workflows: the same keyed by the parents' step_key, a parent
+ * without one by its id; of parents with the same key, the one with the
+ * highest id counts (its key comes last).
+ */
+static PQStatement stmt_parent_results_by_key = PQ_STATEMENT(
+	"SELECT coalesce(jsonb_object_agg(coalesce(p.step_key, p.id::text), p.result"
+	"  ORDER BY p.id), '{}')"
+	" FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on"
+	" WHERE d.job_id = $1",
+	1, INT8OID);
+
+/*
  * lock_queue_of takes the advisory lock of the job's lock queue, if it
  * has a lock, before the caller locks the job's row: the status trigger
  * will move that queue along, and that lock must come first (pq_lock_key).
@@ -720,10 +732,11 @@ procq_recover_stalled(PG_FUNCTION_ARGS)
 }
 
 /*
- * procq.parent_results(job_id) returns jsonb
+ * procq.parent_results(job_id, by_key) returns jsonb
  *
  * The results of the job's parents as one object keyed by parent id, so
- * that a child can use what its parents produced.
+ * that a child can use what its parents produced; with by_key, keyed by
+ * their step_key (issue 9; procq 1.0's declaration has no by_key).
  */
 Datum
 procq_parent_results(PG_FUNCTION_ARGS)
@@ -733,14 +746,21 @@ procq_parent_results(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		results;
 
+	bool		by_key = false;
+
 	pq_require_arg(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);
+	if (PG_NARGS() > 1)
+	{
+		pq_require_arg(fcinfo, 1, "by_key");
+		by_key = PG_GETARG_BOOL(1);
+	}
 
 	pq_connect();
 	pq_require_job_access_by_id(job_id);
 	pq_require_parents_access(job_id);
 	v[0] = Int64GetDatum(job_id);
-	pq_exec(&stmt_parent_results, v, NULL, 1);
+	pq_exec(by_key ? &stmt_parent_results_by_key : &stmt_parent_results, v, NULL, 1);
 	results = SPI_datumTransfer(pq_get_attr(0, 1, &isnull), false, -1);
 	pq_finish();
 

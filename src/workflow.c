@@ -25,6 +25,7 @@
 #include "args.h"
 #include "defer.h"
 #include "spi_exec.h"
+#include "workflows.h"
 
 PG_FUNCTION_INFO_V1(procq_defer_workflow);
 
@@ -399,11 +400,15 @@ topological_order(Step *steps, int nsteps)
 }
 
 /*
- * procq.defer_workflow(steps jsonb) returns table (key text, job_id bigint)
+ * procq.defer_workflow(steps jsonb, workflow_id bigint)
+ *	 returns table (key text, job_id bigint)
  *
  * steps is an array of objects, each with "key", "task" and any of defer's
  * optional fields; "depends_on" may name other steps' keys and existing job
  * ids.  Returns each step's key and job id, in the order of the steps.
+ * All steps go into one workflow: a new one, named by the id of its first
+ * job, or workflow_id, an existing one (procq 1.0's declaration has no
+ * workflow_id, and its table no workflows).
  */
 Datum
 procq_defer_workflow(PG_FUNCTION_ARGS)
@@ -417,6 +422,7 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 	PQBatchJob *batch;
 	StepContext ctx = {0};
 	ErrorContextCallback errcallback;
+	int64		workflow_id;
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -425,6 +431,9 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("steps must not be null")));
 	json = PG_GETARG_JSONB_P(0);
+	workflow_id = PQ_WORKFLOW_OF_BATCH;
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+		workflow_id = pq_workflow_arg(PG_GETARG_INT64(1));
 	if (!JB_ROOT_IS_ARRAY(json) || JB_ROOT_IS_SCALAR(json))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -464,6 +473,7 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 		Step	   *step = &steps[order[o]];
 
 		step->spec.parents = step->parent_ids;
+		step->spec.workflow_id = workflow_id;
 		step->spec.nparents = step->nparent_ids;
 		pq_sort_unique_ids(step->spec.parents, &step->spec.nparents);
 		batch[o].spec = &step->spec;
