@@ -44,7 +44,7 @@ SELECT procq.register_handler('notify', 'shell', $c$/bin/echo notified$c$);
 -- them did not succeed; procq.parents($2) says which, and how.
 SELECT procq.register_handler('alert', 'sql', $c$
     INSERT INTO demo.alerts (channel, failed, job_id)
-    SELECT $1->>'channel', string_agg(format('%s %s (%s)', p.task, p.status, p.error), '; '), $2
+    SELECT $1->>'channel', string_agg(format('%s %s (%s)', p.step_key, p.status, regexp_replace(btrim(p.error, E' \n'), '\s+', ' ', 'g')), '; '), $2
       FROM procq.parents($2) AS p
      WHERE p.status <> 'succeeded'
     RETURNING jsonb_build_object('alerted', channel, 'failed', failed)$c$);

@@ -202,17 +202,31 @@ is( sql($node, "SELECT format('%s %s/%s/%s/%s/%s %s', state, todo, doing, succee
 # --- workflow_dot: every job a node, every edge there with its condition.
 my $dot = sql($node, "SELECT procq.workflow_dot($bad_wf)");
 like($dot, qr/^digraph/, 'workflow_dot is a Graphviz digraph');
+my %task = (extract => 'extract', transform_a => 'transform', transform_b => 'transform',
+	load => 'load', alert => 'alert', cleanup => 'cleanup');
 for my $key (sort keys %{ $id{bad} })
 {
-	like($dot, qr/\b\Q$id{bad}{$key}\E\b[^\n]*label="[^"]*\Q$id{bad}{$key}\E/,
-		"workflow_dot has a node for $key (job $id{bad}{$key}) labelled with its id");
+	like($dot, qr/^\s*\Q$id{bad}{$key}\E \[label="\Q$id{bad}{$key}: $task{$key}\E"/m,
+		"workflow_dot has a node for $key labelled \"$id{bad}{$key}: $task{$key}\"");
 }
-for my $edge ([ 'transform_b', 'alert', 'failure' ], [ 'load', 'cleanup', 'completion' ])
+for my $edge (
+	[ 'extract', 'transform_a', undef ], [ 'transform_b', 'load', undef ],
+	[ 'transform_b', 'alert', 'failure' ], [ 'load', 'cleanup', 'completion' ],
+	[ 'alert', 'cleanup', 'completion' ])
 {
 	my ($from, $to, $cond) = @$edge;
-	like($dot, qr/\Q$id{bad}{$from}\E -> [^\n]*\Q$id{bad}{$to}\E[^\n]*\Q$cond\E/,
-		"workflow_dot: the edge $from -> $to shows its condition $cond");
+	my $e = "$id{bad}{$from} -> $id{bad}{$to}";
+	if (defined $cond)
+	{
+		like($dot, qr/^\s*\Q$e\E \[label="\Q$cond\E"/m,
+			"workflow_dot: the edge $from -> $to is labelled with its condition $cond");
+	}
+	else
+	{
+		like($dot, qr/^\s*\Q$e\E;$/m, "workflow_dot: the edge $from -> $to ('success') has no label");
+	}
 }
-unlike($dot, qr/\Q$id{good}{extract}\E -> /, "workflow_dot of bad has none of good's jobs");
+is(() = $dot =~ / -> /g, 11, 'workflow_dot of bad has its 11 edges, none of good\'s');
+unlike($dot, qr/^\s*\Q$id{good}{extract}\E \[/m, "workflow_dot of bad has no node of good");
 
 done_testing();
