@@ -3,7 +3,8 @@
 -- producer defers, sees, waits for and cancels its own jobs and nothing
 -- more; a worker (a member of the producer) works only its members' jobs;
 -- only the administrator registers handlers; monitoring reads the tables
--- and procq.worker_status.
+-- and procq.worker_status; the producer sees and cancels its own workflows
+-- (procq.workflows, workflow_dot, parents, add_dependencies, cancel_workflow).
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS procq CASCADE;
 CREATE EXTENSION procq;
@@ -18,16 +19,19 @@ CREATE ROLE regress_monitoring;
 CREATE ROLE regress_other;
 
 -- producer: defers jobs, sees, waits for, cancels and retries its own jobs
+-- and workflows
 GRANT USAGE ON SCHEMA procq TO regress_app;
 GRANT EXECUTE ON FUNCTION procq.defer, procq.defer_jobs, procq.defer_workflow,
-    procq.get_job, procq.get_jobs, procq.wait_job, procq.parent_results,
-    procq.cancel_job, procq.retry_job TO regress_app;
+    procq.add_dependencies, procq.get_job, procq.get_jobs, procq.wait_job,
+    procq.parent_results, procq.parents, procq.cancel_job, procq.retry_job,
+    procq.cancel_workflow, procq.workflow_dot TO regress_app;
+GRANT SELECT ON procq.workflows TO regress_app;        -- shows it its own workflows only
 
 -- worker: fetches and finishes the jobs of the roles it is a member of
 GRANT USAGE ON SCHEMA procq TO regress_app_worker;
 GRANT EXECUTE ON FUNCTION procq.fetch_job, procq.fetch_jobs, procq.finish_job,
-    procq.finish_jobs, procq.heartbeat, procq.parent_results, procq.get_job,
-    procq.recover_stalled TO regress_app_worker;
+    procq.finish_jobs, procq.heartbeat, procq.parent_results, procq.parents,
+    procq.get_job, procq.recover_stalled TO regress_app_worker;
 GRANT regress_app TO regress_app_worker;             -- works app's jobs, and nobody else's
 
 -- administrator: registers handlers for the background workers
@@ -37,12 +41,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON procq.handlers TO regress_procq_admin;
 
 -- monitoring: read everything, change nothing
 GRANT USAGE ON SCHEMA procq TO regress_monitoring;
-GRANT SELECT ON ALL TABLES IN SCHEMA procq TO regress_monitoring;
+GRANT SELECT ON ALL TABLES IN SCHEMA procq TO regress_monitoring;     -- and the views
 GRANT EXECUTE ON FUNCTION procq.worker_status TO regress_monitoring;   -- the view calls it
+GRANT SELECT ON procq.workflows TO regress_monitoring;                 -- (already in ALL TABLES)
 
 -- another producer, with the same grants
 GRANT USAGE ON SCHEMA procq TO regress_other;
-GRANT EXECUTE ON FUNCTION procq.defer, procq.get_job, procq.cancel_job TO regress_other;
+GRANT EXECUTE ON FUNCTION procq.defer, procq.get_job, procq.cancel_job,
+    procq.add_dependencies, procq.cancel_workflow, procq.workflow_dot, procq.parents TO regress_other;
+GRANT SELECT ON procq.workflows TO regress_other;
 
 ------------------------------------------------------------------------
 -- The producer: its own jobs, and nothing more.
@@ -112,6 +119,33 @@ SELECT count(*) AS handlers FROM procq.handlers;
 UPDATE procq.jobs SET priority = 1;
 SELECT procq.defer('x');
 SELECT procq.cancel_job(7);
+RESET ROLE;
+
+------------------------------------------------------------------------
+-- Workflows: the producer works its own through the new functions; the
+-- other producer sees none of it and cannot touch it; monitoring sees all.
+SET ROLE regress_app;
+SELECT procq.defer('wa') AS wa \gset
+SELECT procq.defer('wb', run_after => 'completion', depends_on => ARRAY[:wa]) AS wb \gset
+SELECT procq.defer('wc') AS wc \gset
+SELECT procq.add_dependencies(:wb, ARRAY[:wc]) AS added;
+SELECT job_id, task, status, step_key FROM procq.parents(:wb);
+SELECT workflow_id, task, jobs, todo, state FROM procq.workflows ORDER BY workflow_id;
+SELECT procq.workflow_dot(:wa);
+RESET ROLE;
+SET ROLE regress_other;
+SELECT workflow_id, task, jobs FROM procq.workflows ORDER BY workflow_id;
+SELECT procq.cancel_workflow(:wa);
+SELECT procq.workflow_dot(:wa);
+SELECT * FROM procq.parents(:wb);
+SELECT procq.add_dependencies(7, ARRAY[:wa]);
+RESET ROLE;
+SET ROLE regress_monitoring;
+SELECT workflow_id, task, jobs, state FROM procq.workflows ORDER BY workflow_id;
+SELECT procq.cancel_workflow(:wa);
+RESET ROLE;
+SET ROLE regress_app;
+SELECT procq.cancel_workflow(:wa) AS cancelled;
 RESET ROLE;
 
 SELECT id, task, status, deferred_by, worker, result FROM procq.jobs ORDER BY id;
