@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(122);
+SELECT plan(125);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -24,7 +24,8 @@ SELECT functions_are('procq', ARRAY[
     'register_handler', 'unregister_handler', 'worker_status', 'purge',
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
-    'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default'],
+    'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default',
+    'add_dependencies'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
@@ -95,6 +96,10 @@ SELECT function_returns('procq', 'get_jobs', ARRAY['bigint[]'], 'setof procq.job
 SELECT has_function('procq', 'wait_job', ARRAY['bigint', 'interval'], 'procq.wait_job(bigint, interval) exists');
 SELECT function_returns('procq', 'wait_job', ARRAY['bigint', 'interval'], 'procq.jobs',
     'procq.wait_job returns procq.jobs');
+SELECT has_function('procq', 'add_dependencies', ARRAY['bigint', 'bigint[]'],
+    'procq.add_dependencies(bigint, bigint[]) exists');
+SELECT function_returns('procq', 'add_dependencies', ARRAY['bigint', 'bigint[]'], 'integer',
+    'procq.add_dependencies returns integer (the number of dependency rows added)');
 SELECT has_function('procq', 'purge', ARRAY['interval'], 'procq.purge(interval) exists');
 SELECT function_returns('procq', 'purge', ARRAY['interval'], 'bigint',
     'procq.purge returns bigint (the number of jobs deleted)');
@@ -107,6 +112,7 @@ SELECT results_eq(
         AND p.proname <> 'jobs_row_check'
       ORDER BY p.proname$$,
     $$VALUES
+        ('add_dependencies', ARRAY['job_id', 'depends_on']),
         ('cancel_job', ARRAY['job_id', 'abort']),
         ('defer', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
                         'max_attempts', 'lock', 'queueing_lock', 'run_after', 'workflow_id']),
@@ -194,6 +200,8 @@ SELECT is(pg_get_function_arguments('procq.parent_results(bigint)'::regprocedure
     'job_id bigint', 'procq.parent_results: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.purge(interval)'::regprocedure),
     'older_than interval', 'procq.purge: argument name, no default');
+SELECT is(pg_get_function_arguments('procq.add_dependencies(bigint, bigint[])'::regprocedure),
+    'job_id bigint, depends_on bigint[]', 'procq.add_dependencies: argument names, no defaults');
 
 SELECT ok(
     (SELECT proretset AND prorettype = 'procq.jobs'::regtype FROM pg_proc

@@ -107,6 +107,7 @@ INSERT INTO arg_values VALUES
     (NULL, 'workflow_id', '(SELECT workflow_id FROM procq.jobs WHERE id = 3)'),
     ('defer_jobs', 'args', $$'{"{}", "[1]"}'$$),
     ('retry_job', 'job_id', '4'), ('cancel_job', 'job_id', '2'), ('parent_results', 'job_id', '2'),
+    ('add_dependencies', 'job_id', '2'),
     ('get_job', 'job_id', '1'), ('wait_job', 'job_id', '3'),
     ('jobs_row_check', 'task', $$'t'$$), ('jobs_row_check', 'status', $$'todo'$$),
     ('jobs_row_check', 'attempts', '0'), ('jobs_row_check', 'pending_parents', '0'),
