@@ -46,9 +46,13 @@ static PQStatement stmt_workflow_head = PQ_STATEMENT(
 	"SELECT deferred_by, workflow_id FROM procq.jobs WHERE id = $1 FOR KEY SHARE",
 	1, INT8OID);
 
-/* the workflows of the jobs $1 (locked by the caller): the same one? */
+/*
+ * the workflows of the jobs $1 (locked by the caller): the same one?  The
+ * count keeps the planner from reading min and max off jobs_workflow_idx
+ * (a walk of the whole workflow, filtered by id, per call).
+ */
 static PQStatement stmt_parents_workflow = PQ_STATEMENT(
-	"SELECT min(workflow_id), max(workflow_id) FROM procq.jobs WHERE id = ANY ($1)",
+	"SELECT min(workflow_id), max(workflow_id), count(*) FROM procq.jobs WHERE id = ANY ($1)",
 	1, INT8ARRAYOID);
 
 /*

@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(125);
+SELECT plan(141);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -25,7 +25,7 @@ SELECT functions_are('procq', ARRAY[
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
     'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default',
-    'add_dependencies'],
+    'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
@@ -36,9 +36,12 @@ SELECT function_returns('procq', 'defer',
     ARRAY['text', 'jsonb', 'text', 'integer', 'timestamp with time zone', 'bigint[]', 'integer', 'text', 'text',
            'text', 'bigint'],
     'bigint', 'procq.defer returns bigint (the job id)');
-SELECT has_function('procq', 'defer_workflow', ARRAY['jsonb'], 'procq.defer_workflow(jsonb) exists');
-SELECT function_returns('procq', 'defer_workflow', ARRAY['jsonb'], 'setof record',
+SELECT has_function('procq', 'defer_workflow', ARRAY['jsonb', 'bigint'],
+    'procq.defer_workflow(jsonb, bigint) exists');
+SELECT function_returns('procq', 'defer_workflow', ARRAY['jsonb', 'bigint'], 'setof record',
     'procq.defer_workflow returns a set of rows');
+SELECT hasnt_function('procq', 'defer_workflow', ARRAY['jsonb'],
+    'the 1.0 declaration procq.defer_workflow(jsonb) is gone');
 SELECT has_function('procq', 'fetch_job', ARRAY['text[]', 'text', 'text[]'],
     'procq.fetch_job(text[], text, text[]) exists');
 SELECT function_returns('procq', 'fetch_job', ARRAY['text[]', 'text', 'text[]'], 'setof procq.jobs',
@@ -84,9 +87,22 @@ SELECT hasnt_function('procq', 'heartbeat', ARRAY['bigint'],
 SELECT has_function('procq', 'recover_stalled', ARRAY[]::name[], 'procq.recover_stalled() exists');
 SELECT function_returns('procq', 'recover_stalled', ARRAY[]::name[], 'integer',
     'procq.recover_stalled returns integer');
-SELECT has_function('procq', 'parent_results', ARRAY['bigint'], 'procq.parent_results(bigint) exists');
-SELECT function_returns('procq', 'parent_results', ARRAY['bigint'], 'jsonb',
+SELECT has_function('procq', 'parent_results', ARRAY['bigint', 'boolean'],
+    'procq.parent_results(bigint, boolean) exists');
+SELECT function_returns('procq', 'parent_results', ARRAY['bigint', 'boolean'], 'jsonb',
     'procq.parent_results returns jsonb');
+SELECT hasnt_function('procq', 'parent_results', ARRAY['bigint'],
+    'the 1.0 declaration procq.parent_results(bigint) is gone');
+SELECT has_function('procq', 'cancel_workflow', ARRAY['bigint', 'boolean'],
+    'procq.cancel_workflow(bigint, boolean) exists');
+SELECT function_returns('procq', 'cancel_workflow', ARRAY['bigint', 'boolean'], 'integer',
+    'procq.cancel_workflow returns integer (how many jobs it cancelled)');
+SELECT has_function('procq', 'workflow_dot', ARRAY['bigint'], 'procq.workflow_dot(bigint) exists');
+SELECT function_returns('procq', 'workflow_dot', ARRAY['bigint'], 'text',
+    'procq.workflow_dot returns text');
+SELECT has_function('procq', 'parents', ARRAY['bigint'], 'procq.parents(bigint) exists');
+SELECT function_returns('procq', 'parents', ARRAY['bigint'], 'setof record',
+    'procq.parents returns a set of rows');
 SELECT has_function('procq', 'get_job', ARRAY['bigint'], 'procq.get_job(bigint) exists');
 SELECT function_returns('procq', 'get_job', ARRAY['bigint'], 'procq.jobs',
     'procq.get_job returns procq.jobs');
@@ -114,11 +130,12 @@ SELECT results_eq(
     $$VALUES
         ('add_dependencies', ARRAY['job_id', 'depends_on']),
         ('cancel_job', ARRAY['job_id', 'abort']),
+        ('cancel_workflow', ARRAY['workflow_id', 'abort']),
         ('defer', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
                         'max_attempts', 'lock', 'queueing_lock', 'run_after', 'workflow_id']),
         ('defer_jobs', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
                              'max_attempts', 'lock', 'run_after', 'workflow_id']),
-        ('defer_workflow', ARRAY['steps', 'key', 'job_id']),
+        ('defer_workflow', ARRAY['steps', 'workflow_id', 'key', 'job_id']),
         ('fetch_job', ARRAY['queues', 'worker', 'tasks']),
         ('fetch_jobs', ARRAY['n', 'queues', 'worker', 'tasks']),
         ('finish_job', ARRAY['job_id', 'status', 'result', 'error', 'attempt']),
@@ -126,7 +143,8 @@ SELECT results_eq(
         ('get_job', ARRAY['job_id']),
         ('get_jobs', ARRAY['job_ids']),
         ('heartbeat', ARRAY['job_id', 'attempt']),
-        ('parent_results', ARRAY['job_id']),
+        ('parent_results', ARRAY['job_id', 'by_key']),
+        ('parents', ARRAY['job_id', 'job_id', 'task', 'status', 'result', 'error', 'step_key']),
         ('purge', ARRAY['older_than']),
         ('recover_stalled', NULL),
         ('register_handler', ARRAY['task', 'kind', 'command', 'timeout']),
@@ -134,7 +152,8 @@ SELECT results_eq(
         ('unregister_handler', ARRAY['task']),
         ('wait_job', ARRAY['job_id', 'timeout']),
         ('worker_status', ARRAY['pid', 'worker', 'state', 'job_id', 'task',
-                                'job_started_at', 'jobs_done', 'started_at'])$$,
+                                'job_started_at', 'jobs_done', 'started_at']),
+        ('workflow_dot', ARRAY['workflow_id'])$$,
     'pg_proc.proargnames of the API functions are the documented argument names');
 SELECT is(pg_get_function_arguments('procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint)'::regprocedure),
     'task text, args jsonb DEFAULT ''{}''::jsonb, queue text DEFAULT ''default''::text, '
@@ -143,10 +162,10 @@ SELECT is(pg_get_function_arguments('procq.defer(text, jsonb, text, integer, tim
     'lock text DEFAULT NULL::text, queueing_lock text DEFAULT NULL::text, '
     'run_after text DEFAULT ''success''::text, workflow_id bigint DEFAULT NULL::bigint',
     'procq.defer: argument names and defaults');
-SELECT is(pg_get_function_arguments('procq.defer_workflow(jsonb)'::regprocedure),
-    'steps jsonb',
-    'procq.defer_workflow: argument name, no default');
-SELECT is(pg_get_function_result('procq.defer_workflow(jsonb)'::regprocedure),
+SELECT is(pg_get_function_arguments('procq.defer_workflow(jsonb, bigint)'::regprocedure),
+    'steps jsonb, workflow_id bigint DEFAULT NULL::bigint',
+    'procq.defer_workflow: argument names and default');
+SELECT is(pg_get_function_result('procq.defer_workflow(jsonb, bigint)'::regprocedure),
     'TABLE(key text, job_id bigint)',
     'procq.defer_workflow returns TABLE(key text, job_id bigint)');
 SELECT is(pg_get_function_arguments('procq.fetch_job(text[], text, text[])'::regprocedure),
@@ -196,8 +215,17 @@ SELECT throws_ok($$SELECT procq.register_handler('t', 'perl', 'x')$$,
     '22023', NULL, 'a handler kind other than sql or shell is an error');
 SELECT is(pg_get_function_arguments('procq.heartbeat(bigint, integer)'::regprocedure),
     'job_id bigint, attempt integer DEFAULT NULL::integer', 'procq.heartbeat: argument names and default');
-SELECT is(pg_get_function_arguments('procq.parent_results(bigint)'::regprocedure),
-    'job_id bigint', 'procq.parent_results: argument name, no default');
+SELECT is(pg_get_function_arguments('procq.parent_results(bigint, boolean)'::regprocedure),
+    'job_id bigint, by_key boolean DEFAULT false', 'procq.parent_results: argument names and default');
+SELECT is(pg_get_function_arguments('procq.cancel_workflow(bigint, boolean)'::regprocedure),
+    'workflow_id bigint, abort boolean DEFAULT false', 'procq.cancel_workflow: argument names and default');
+SELECT is(pg_get_function_arguments('procq.workflow_dot(bigint)'::regprocedure),
+    'workflow_id bigint', 'procq.workflow_dot: argument name, no default');
+SELECT is(pg_get_function_arguments('procq.parents(bigint)'::regprocedure),
+    'job_id bigint', 'procq.parents: argument name, no default');
+SELECT is(pg_get_function_result('procq.parents(bigint)'::regprocedure),
+    'TABLE(job_id bigint, task text, status procq.job_status, result jsonb, error text, step_key text)',
+    'procq.parents returns TABLE(job_id, task, status, result, error, step_key)');
 SELECT is(pg_get_function_arguments('procq.purge(interval)'::regprocedure),
     'older_than interval', 'procq.purge: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.add_dependencies(bigint, bigint[])'::regprocedure),
@@ -226,7 +254,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 26, 'procq has 26 functions (guards the checks below against passing vacuously)');
+    '=', 29, 'procq has 29 functions (guards the checks below against passing vacuously)');
 -- The functions called per row are the exception: jobs_status_normalize and
 -- jobs_workflow_default (BEFORE row triggers) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on
@@ -316,6 +344,18 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.finish_jo
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.defer_jobs('t', ARRAY['{}']::jsonb[])$$),
     '42501: permission denied for function defer_jobs',
     'a role without grants cannot call procq.defer_jobs');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.cancel_workflow(1)$$),
+    '42501: permission denied for function cancel_workflow',
+    'a role without grants cannot call procq.cancel_workflow');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.workflow_dot(1)$$),
+    '42501: permission denied for function workflow_dot',
+    'a role without grants cannot call procq.workflow_dot');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.parents(1)$$),
+    '42501: permission denied for function parents',
+    'a role without grants cannot call procq.parents');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.workflows$$),
+    '42501: permission denied for view workflows',
+    'a role without grants cannot read procq.workflows');
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.purge('1 day')$$),
     '42501: permission denied for function purge',
     'a role without grants cannot call procq.purge');
@@ -329,7 +369,7 @@ GRANT EXECUTE ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint),
     procq.fetch_job(text[], text, text[]),
     procq.finish_job(bigint, procq.job_status, jsonb, text, integer),
-    procq.parent_results(bigint),
+    procq.parent_results(bigint, boolean),
     procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text, text, bigint),
     procq.fetch_jobs(integer, text[], text, text[]),
     procq.finish_jobs(bigint[], procq.job_status, jsonb[], text[], integer[])

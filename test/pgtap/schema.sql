@@ -13,7 +13,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(105);
+SELECT plan(109);
 
 ------------------------------------------------------------------------------
 -- Extension and schema
@@ -57,6 +57,15 @@ SELECT has_view('procq', 'worker_status', 'view procq.worker_status exists');
 SELECT columns_are('procq', 'worker_status',
     ARRAY['pid', 'worker', 'state', 'job_id', 'task', 'job_started_at', 'jobs_done', 'started_at'],
     'procq.worker_status has the documented columns');
+SELECT has_view('procq', 'workflows', 'view procq.workflows exists');
+SELECT columns_are('procq', 'workflows',
+    ARRAY['workflow_id', 'task', 'jobs', 'todo', 'doing', 'succeeded', 'failed', 'cancelled',
+          'state', 'created_at', 'finished_at'],
+    'procq.workflows has the documented columns');
+SELECT is(
+    (SELECT reloptions::text COLLATE "default" FROM pg_class WHERE oid = 'procq.workflows'::regclass),
+    '{security_barrier=true}',
+    'procq.workflows is a security barrier (it filters rows by the caller''s roles)');
 
 ------------------------------------------------------------------------------
 -- procq.job_status
@@ -147,6 +156,8 @@ SELECT has_index('procq', 'jobs', 'jobs_ready_idx', ARRAY['deferred_by', 'priori
     'jobs_ready_idx orders ready jobs by priority, id, per role');
 SELECT has_index('procq', 'jobs', 'jobs_ready_queue_idx', ARRAY['deferred_by', 'queue', 'priority', 'id'],
     'jobs_ready_queue_idx orders ready jobs per role and queue');
+SELECT has_index('procq', 'jobs', 'jobs_workflow_idx', ARRAY['workflow_id', 'id'],
+    'jobs_workflow_idx indexes the jobs of each workflow in id order');
 SELECT index_is_unique('procq', 'jobs', 'jobs_one_doing_per_lock_idx',
     'at most one doing job per lock value (unique index)');
 SELECT is(
