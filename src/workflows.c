@@ -222,6 +222,18 @@ cmp_cstring_ptr(const void *a, const void *b)
 }
 
 /*
+ * cmp_int64 orders int64 values for qsort and bsearch.
+ */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
  * list_live_jobs reads the todo and doing jobs of the workflow into
  * *jobs, and returns how many.
  */
@@ -310,7 +322,16 @@ procq_cancel_workflow(PG_FUNCTION_ARGS)
 		PQIdList	todo = {0};
 		PQIdList	doing = {0};
 		int			planned;
+		int			nsorted;
 		Datum		v[2];
+
+		/*
+		 * the running jobs dealt with in earlier rounds, sorted for bsearch
+		 * (a round lists each job once)
+		 */
+		if (handled.n > 1)
+			qsort(handled.ids, handled.n, sizeof(int64), cmp_int64);
+		nsorted = handled.n;
 
 		/* every job it would cancel, before anything changes */
 		for (int i = 0; i < n; i++)
@@ -319,11 +340,8 @@ procq_cancel_workflow(PG_FUNCTION_ARGS)
 
 		for (int i = 0; i < n; i++)
 		{
-			bool		seen = false;
-
-			for (int h = 0; h < handled.n && !seen; h++)
-				seen = handled.ids[h] == jobs[i].id;
-			if (seen)
+			if (nsorted > 0 &&
+				bsearch(&jobs[i].id, handled.ids, nsorted, sizeof(int64), cmp_int64) != NULL)
 				continue;
 
 			/*
