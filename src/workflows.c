@@ -39,11 +39,13 @@ PG_FUNCTION_INFO_V1(procq_workflow_dot);
 PG_FUNCTION_INFO_V1(procq_parents);
 
 /*
- * The first job of workflow $1, locked so that it cannot be deleted before
- * the caller's new job, which names it, commits.
+ * The first job of workflow $1, locked FOR SHARE (as defer locks parents)
+ * so that neither a delete nor add_dependencies (which may move a job that
+ * is alone in its workflow into another one) changes it before the
+ * caller's new job, which names it, commits.
  */
 static PQStatement stmt_workflow_head = PQ_STATEMENT(
-	"SELECT deferred_by, workflow_id FROM procq.jobs WHERE id = $1 FOR KEY SHARE",
+	"SELECT deferred_by, workflow_id FROM procq.jobs WHERE id = $1 FOR SHARE",
 	1, INT8OID);
 
 /*
@@ -140,8 +142,7 @@ pq_workflow_arg(int64 workflow_id)
  * pq_check_workflow raises P0002 unless job workflow_id exists and is the
  * first job of a workflow, and 42501 unless the current user may act on
  * it: putting a job into a workflow is acting on it.  The job stays locked
- * (FOR KEY SHARE: its status may change, it cannot be deleted) until the
- * transaction ends.  The caller has connected SPI.
+ * FOR SHARE until the transaction ends.  The caller has connected SPI.
  */
 void
 pq_check_workflow(int64 workflow_id)
