@@ -39,11 +39,13 @@ PG_FUNCTION_INFO_V1(procq_workflow_dot);
 PG_FUNCTION_INFO_V1(procq_parents);
 
 /*
- * The first job of workflow $1, locked so that it cannot be deleted before
- * the caller's new job, which names it, commits.
+ * The first job of workflow $1, locked FOR SHARE (as defer locks parents)
+ * so that neither a delete nor add_dependencies (which may move a job that
+ * is alone in its workflow into another one) changes it before the
+ * caller's new job, which names it, commits.
  */
 static PQStatement stmt_workflow_head = PQ_STATEMENT(
-	"SELECT deferred_by, workflow_id FROM procq.jobs WHERE id = $1 FOR KEY SHARE",
+	"SELECT deferred_by, workflow_id FROM procq.jobs WHERE id = $1 FOR SHARE",
 	1, INT8OID);
 
 /*
@@ -140,8 +142,7 @@ pq_workflow_arg(int64 workflow_id)
  * pq_check_workflow raises P0002 unless job workflow_id exists and is the
  * first job of a workflow, and 42501 unless the current user may act on
  * it: putting a job into a workflow is acting on it.  The job stays locked
- * (FOR KEY SHARE: its status may change, it cannot be deleted) until the
- * transaction ends.  The caller has connected SPI.
+ * FOR SHARE until the transaction ends.  The caller has connected SPI.
  */
 void
 pq_check_workflow(int64 workflow_id)
@@ -219,6 +220,18 @@ static int
 cmp_cstring_ptr(const void *a, const void *b)
 {
 	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * cmp_int64 orders int64 values for qsort and bsearch.
+ */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
 }
 
 /*
@@ -310,7 +323,16 @@ procq_cancel_workflow(PG_FUNCTION_ARGS)
 		PQIdList	todo = {0};
 		PQIdList	doing = {0};
 		int			planned;
+		int			nsorted;
 		Datum		v[2];
+
+		/*
+		 * the running jobs dealt with in earlier rounds, sorted for bsearch
+		 * (a round lists each job once)
+		 */
+		if (handled.n > 1)
+			qsort(handled.ids, handled.n, sizeof(int64), cmp_int64);
+		nsorted = handled.n;
 
 		/* every job it would cancel, before anything changes */
 		for (int i = 0; i < n; i++)
@@ -319,11 +341,8 @@ procq_cancel_workflow(PG_FUNCTION_ARGS)
 
 		for (int i = 0; i < n; i++)
 		{
-			bool		seen = false;
-
-			for (int h = 0; h < handled.n && !seen; h++)
-				seen = handled.ids[h] == jobs[i].id;
-			if (seen)
+			if (nsorted > 0 &&
+				bsearch(&jobs[i].id, handled.ids, nsorted, sizeof(int64), cmp_int64) != NULL)
 				continue;
 
 			/*

@@ -65,6 +65,13 @@ is(sql($node, $snapshot), $jobs_before, 'jobs and their bookkeeping survive the 
 is(sql($node, $deps), $deps_before, 'dependencies survive the update');
 is(sql($node, $handlers), $handlers_before, 'handlers survive the update');
 
+# issue 9: the jobs of 1.0 get the workflows defer would give them, in id
+# order: 3's parents (1, 2) are in two workflows, so it starts its own; 7
+# joins its only parent's (6).  Setting workflow_id = id for all would
+# leave 7 in a workflow of its own.
+is(sql($node, q{SELECT string_agg(id || ':' || workflow_id, ' ' ORDER BY id) FROM procq.jobs}),
+	'1:1 2:2 3:3 4:4 5:5 6:6 7:6 8:8', 'the jobs of 1.0 get workflow ids by the defer rule');
+
 # The updated queue goes on working: the waiting child is released by its
 # second parent, the next id follows, the failed parent can be retried.
 sql($node, q{SELECT procq.finish_job(id, 'succeeded') FROM procq.fetch_job() WHERE id = 2});
@@ -74,6 +81,9 @@ is(sql($node, q{SELECT procq.defer('new')}), 9, 'the next id follows the existin
 sql($node, 'SELECT procq.retry_job(6)');
 is(sql($node, q{SELECT string_agg(status::text, ',' ORDER BY id) FROM procq.jobs WHERE id IN (6, 7)}),
 	'todo,todo', 'a failed 1.0 job and its cancelled child can be retried');
+my $late = sql($node, q{SELECT procq.defer('late child', depends_on => ARRAY[7])});
+is(sql($node, "SELECT workflow_id FROM procq.jobs WHERE id = $late"),
+	6, 'a job deferred after the update with a 1.0 parent joins its workflow');
 
 # The catalog, as text without OIDs, one line per fact, sorted.
 my $catalog = q{
