@@ -401,6 +401,16 @@ ALTER TABLE procq.jobs
     ADD COLUMN workflow_id bigint,
     ADD COLUMN step_key text;
 UPDATE procq.jobs SET workflow_id = id;
+-- failed_parents counts the parents that ended without success (a 1.0
+-- job's parents that were deleted before they succeeded cannot be counted
+-- any more: their children were cancelled then, and retrying the child is
+-- refused or allowed as for any job without that parent).
+UPDATE procq.jobs j SET failed_parents = f.n
+  FROM (SELECT d.job_id, count(*)::integer AS n
+          FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on
+         WHERE p.status IN ('failed', 'cancelled')
+         GROUP BY d.job_id) f
+ WHERE j.id = f.job_id;
 ALTER TABLE procq.jobs ALTER COLUMN workflow_id SET NOT NULL;
 
 ALTER TABLE procq.jobs DROP CONSTRAINT jobs_row_valid;

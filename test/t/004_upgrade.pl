@@ -78,7 +78,12 @@ sql($node, q{SELECT procq.finish_job(id, 'succeeded') FROM procq.fetch_job() WHE
 is(sql($node, 'SELECT pending_parents FROM procq.jobs WHERE id = 3'),
 	0, 'a parent finished after the update releases its child');
 is(sql($node, q{SELECT procq.defer('new')}), 9, 'the next id follows the existing ones');
+is(sql($node, q{SELECT string_agg(id || ':' || failed_parents, ',' ORDER BY id) FROM procq.jobs
+    WHERE failed_parents > 0}),
+	'7:1', 'the update counts the failed parents of 1.0 jobs (the child of failed job 6)');
 sql($node, 'SELECT procq.retry_job(6)');
+is(sql($node, 'SELECT failed_parents FROM procq.jobs WHERE id = 7'),
+	0, '... and retrying the parent counts it down');
 is(sql($node, q{SELECT string_agg(status::text, ',' ORDER BY id) FROM procq.jobs WHERE id IN (6, 7)}),
 	'todo,todo', 'a failed 1.0 job and its cancelled child can be retried');
 my $late = sql($node, q{SELECT procq.defer('late child', depends_on => ARRAY[7])});
