@@ -5,10 +5,18 @@
  *	  cancelling the descendants of one that ended without success, and
  *	  requeueing those descendants when it is retried.
  *
- * Invariant kept here: pending_parents is the number of the job's parents
- * that have not succeeded.  A succeeded parent releases its children; a
- * parent that fails for good, is cancelled or is deleted before it
- * succeeded cancels every waiting descendant.
+ * Invariant kept here (see the PREAMBLE of issue 9 and README
+ * "Semantics"): pending_parents is, for a job with run_after 'success', the
+ * number of its parents that have not succeeded, and for 'completion' and
+ * 'failure' the number that are not final; failed_parents is the number
+ * that ended without success.  Both are kept for every job, whatever its
+ * status.  A succeeded parent releases its children (and a todo 'failure'
+ * child whose parents all succeeded is cancelled); a parent that fails for
+ * good, is cancelled or is deleted before it succeeded cancels its todo
+ * 'success' children, counts itself in the others, and the walk goes on
+ * from the jobs it cancelled.  On procq 1.0's table (no run_after, no
+ * failed_parents) every job is a 'success' job and only pending_parents
+ * is kept.
  *
  * The walks go one level per statement, iteratively: a chain of any length
  * takes no stack, and each level's statement runs with a fresh snapshot,
@@ -42,6 +50,7 @@
 
 #include "args.h"
 #include "cascade.h"
+#include "jobs.h"
 #include "locks.h"
 #include "notify.h"
 #include "procq.h"
@@ -59,26 +68,89 @@ static PQStatement stmt_lock_child = PQ_STATEMENT(
 	"SELECT id FROM procq.jobs WHERE id = $1 FOR NO KEY UPDATE",
 	1, INT8OID);
 
+/*
+ * A todo 'failure' job whose parents are all final and all succeeded: it
+ * can never run, and is cancelled (PQ_ALL_SUCCEEDED_ERROR).
+ */
+#define PQ_NOT_NEEDED_COND \
+	"status = 'todo' AND run_after = 'failure' AND pending_parents = 0" \
+	" AND failed_parents = 0"
+
+/*
+ * The release of children: RETURNING queue, ready, not needed, id.  On
+ * procq 1.0's table every job is a 'success' job: never "not needed".
+ */
+#define RELEASE_RETURNING(not_needed) \
+	" RETURNING queue, " PQ_READY_COND " AND NOT (" not_needed "), " \
+	not_needed ", id"
+
 static PQStatement stmt_release_child = PQ_STATEMENT(
 	"UPDATE procq.jobs SET pending_parents = pending_parents - $2"
-	" WHERE id = $1 RETURNING queue, " PQ_READY_COND,
+	" WHERE id = $1" RELEASE_RETURNING(PQ_NOT_NEEDED_COND),
+	2, INT8OID, INT4OID);
+static PQStatement stmt_release_child_1_0 = PQ_STATEMENT(
+	"UPDATE procq.jobs SET pending_parents = pending_parents - $2"
+	" WHERE id = $1" RELEASE_RETURNING("false"),
 	2, INT8OID, INT4OID);
 
 /* $1: distinct children, locked, each with $2 parents that just succeeded */
 static PQStatement stmt_release_children = PQ_STATEMENT(
 	"UPDATE procq.jobs SET pending_parents = pending_parents - $2"
-	" WHERE id = ANY($1) RETURNING queue, " PQ_READY_COND,
+	" WHERE id = ANY($1)" RELEASE_RETURNING(PQ_NOT_NEEDED_COND),
+	2, INT8ARRAYOID, INT4OID);
+static PQStatement stmt_release_children_1_0 = PQ_STATEMENT(
+	"UPDATE procq.jobs SET pending_parents = pending_parents - $2"
+	" WHERE id = ANY($1)" RELEASE_RETURNING("false"),
 	2, INT8ARRAYOID, INT4OID);
 
-static PQStatement stmt_cancel_children = PQ_STATEMENT(
-	"UPDATE procq.jobs j SET status = 'cancelled',"
-	" finished_at = clock_timestamp(), cancelled_by = c.parent,"
-	" error = 'parent job ' || c.parent || ' ' || $3,"
+static PQStatement stmt_cancel_not_needed = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = 'cancelled',"
+	" finished_at = clock_timestamp(), cancelled_by = NULL, error = $2,"
 	" lock_blocked = false, delayed = false"
-	" FROM unnest($1::bigint[], $2::bigint[]) AS c(child, parent)"
-	" WHERE j.id = ANY($1) AND j.id = c.child AND j.status = 'todo'"
-	" RETURNING j.id",
+	" WHERE id = ANY($1) AND " PQ_NOT_NEEDED_COND
+	" RETURNING id",
+	2, INT8ARRAYOID, TEXTOID);
+
+/*
+ * The todo children (c.child, with the parent c.parent they are blamed on)
+ * that a parent's end without success cancels: 'success' ones only since
+ * procq 1.1.
+ */
+#define CANCEL_CHILDREN(cond) \
+	"UPDATE procq.jobs j SET status = 'cancelled'," \
+	" finished_at = clock_timestamp(), cancelled_by = c.parent," \
+	" error = 'parent job ' || c.parent || ' ' || $3," \
+	" lock_blocked = false, delayed = false" \
+	" FROM unnest($1::bigint[], $2::bigint[]) AS c(child, parent)" \
+	" WHERE j.id = ANY($1) AND j.id = c.child AND j.status = 'todo'" cond \
+	" RETURNING j.id"
+
+static PQStatement stmt_cancel_children = PQ_STATEMENT(
+	CANCEL_CHILDREN(" AND j.run_after = 'success'"),
 	3, INT8ARRAYOID, INT8ARRAYOID, TEXTOID);
+static PQStatement stmt_cancel_children_1_0 = PQ_STATEMENT(
+	CANCEL_CHILDREN(""),
+	3, INT8ARRAYOID, INT8ARRAYOID, TEXTOID);
+
+/*
+ * The children in $1 (one element per dependency row: a child with two
+ * parents among those counted appears twice) count $2 = +1 more, or -1
+ * less, parents that ended without success: failed_parents goes up, and
+ * for 'completion' and 'failure' children pending_parents goes down (the
+ * parent is final now), or the other way round.  Returns the queues of
+ * children that became ready.
+ */
+static PQStatement stmt_count_ended = PQ_STATEMENT(
+	"UPDATE procq.jobs j SET failed_parents = j.failed_parents + $2 * c.n,"
+	" pending_parents = j.pending_parents"
+	"  - CASE WHEN j.run_after = 'success' THEN 0 ELSE $2 * c.n END"
+	" FROM (SELECT u.child, count(*)::int4 AS n FROM unnest($1::bigint[])"
+	"  AS u(child) GROUP BY u.child) c"
+	" WHERE j.id = ANY($1) AND j.id = c.child"
+	" RETURNING j.queue, $2 > 0 AND j.run_after <> 'success' AND "
+	"  j.status = 'todo' AND j.pending_parents = 0 AND NOT j.lock_blocked"
+	"  AND NOT j.delayed",
+	2, INT8ARRAYOID, INT4OID);
 
 static PQStatement stmt_lock_parents_of = PQ_STATEMENT(
 	"SELECT p.id FROM procq.jobs p WHERE p.id = ANY (ARRAY("
@@ -275,33 +347,76 @@ children_of(PQIdList *parents, Datum *children, Datum *their_parents)
 
 /*
  * release_children_by decrements pending_parents of the children in kids
- * (distinct, locked) by n, and notifies the queues of children that became
- * ready.
+ * (distinct, locked) by n, notifies the queues of children that became
+ * ready, and adds to *not_needed the todo 'failure' children whose parents
+ * now all succeeded.
  */
 static void
-release_children_by(PQIdList *kids, int32 n)
+release_children_by(PQIdList *kids, int32 n, PQIdList *not_needed)
 {
 	Datum		r[2];
 	int			nrows;
 	List	   *queues = NIL;
+	bool		v11 = pq_schema_has_workflows();
+	PQStatement *stmt;
 
 	r[0] = kids->n == 1 ? Int64GetDatum(kids->ids[0])
 		: pq_int8_array(kids->ids, kids->n);
 	r[1] = Int32GetDatum(n);
-	nrows = pq_exec(kids->n == 1 ? &stmt_release_child : &stmt_release_children,
-					r, NULL, 0);
+	if (kids->n == 1)
+		stmt = v11 ? &stmt_release_child : &stmt_release_child_1_0;
+	else
+		stmt = v11 ? &stmt_release_children : &stmt_release_children_1_0;
+	nrows = pq_exec(stmt, r, NULL, 0);
 	for (int i = 0; i < nrows; i++)
 	{
 		bool		isnull;
 
 		if (DatumGetBool(pq_get_attr(i, 2, &isnull)))
 			queues = list_append_unique(queues, makeString(pq_get_text(i, 1)));
+		if (DatumGetBool(pq_get_attr(i, 3, &isnull)))
+			pq_idlist_add(not_needed, DatumGetInt64(pq_get_attr(i, 4, &isnull)));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	if (kids->n > 1)
 		pfree(DatumGetPointer(r[0]));
 	for (int i = 0; i < list_length(queues); i++)
 		pq_notify_ready(strVal(list_nth(queues, i)));
+}
+
+/*
+ * pq_cancel_not_needed cancels those of the jobs in ids that are todo
+ * 'failure' jobs whose parents all succeeded (PQ_NOT_NEEDED_COND), with
+ * the error PQ_ALL_SUCCEEDED_ERROR, and their descendants as any
+ * cancellation does.  The caller has locked the jobs' rows, and runs as
+ * bookkeeping (the status trigger does not fire for these changes).
+ */
+void
+pq_cancel_not_needed(PQIdList *ids)
+{
+	Datum		v[2];
+	PQIdList	cancelled = {0};
+	List	   *locks;
+	int			n;
+
+	if (ids->n == 0 || !pq_schema_has_workflows())
+		return;
+	v[0] = pq_int8_array(ids->ids, ids->n);
+	v[1] = CStringGetTextDatum(PQ_ALL_SUCCEEDED_ERROR);
+	locks = pq_lock_queues_of(v[0]);
+	n = pq_exec(&stmt_cancel_not_needed, v, NULL, 0);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		pq_idlist_add(&cancelled, DatumGetInt64(pq_get_attr(i, 1, &isnull)));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (int i = 0; i < cancelled.n; i++)
+		pq_cancel_descendants(cancelled.ids[i], "was cancelled",
+							  psprintf("was cancelled (job %lld was cancelled)",
+									   (long long) cancelled.ids[i]));
+	pq_refresh_locks(locks);
 }
 
 /*
@@ -326,6 +441,7 @@ pq_release_children_of(PQIdList *parents)
 	int32		max_count = 0;
 	int			n;
 	DepPair    *pairs = children_scan(parents, false, &n);
+	PQIdList	not_needed = {0};
 
 	if (n == 0)
 		return;
@@ -368,10 +484,14 @@ pq_release_children_of(PQIdList *parents)
 			if (counts[i] == c)
 				pq_idlist_add(&with_c, kids[i]);
 		if (with_c.n > 0)
-			release_children_by(&with_c, c);
+			release_children_by(&with_c, c, &not_needed);
 		if (with_c.ids)
 			pfree(with_c.ids);
 	}
+
+	/* 'failure' children whose parents all succeeded (rare: extra work) */
+	if (not_needed.n > 0)
+		pq_cancel_not_needed(&not_needed);
 }
 
 /*
@@ -411,11 +531,67 @@ pq_parents_with_children(PQIdList *ids)
 }
 
 /*
- * pq_cancel_descendants cancels, level by level, every todo descendant of
- * a job that ended without success.  Its children's error reads "parent
- * job <id> <first>", deeper ones "parent job <id> <deeper>".  Each
- * cancelled job records in cancelled_by the parent it was cancelled
- * through, so that retrying the root requeues exactly these jobs.
+ * count_ended makes the children in children (a bigint[] Datum, one
+ * element per dependency row from the jobs that changed) count sign = +1
+ * more parents that ended without success, or -1 less (such a parent was
+ * put back), see stmt_count_ended, and notifies the queues of children
+ * that became ready.  Nothing on procq 1.0's table, which has no
+ * failed_parents and only 'success' jobs.
+ */
+static void
+count_ended(Datum children, int32 sign)
+{
+	Datum		v[2] = {children, Int32GetDatum(sign)};
+	List	   *queues = NIL;
+	int			n;
+
+	if (!pq_schema_has_workflows())
+		return;
+	n = pq_exec(&stmt_count_ended, v, NULL, 0);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(pq_get_attr(i, 2, &isnull)))
+			queues = list_append_unique(queues, makeString(pq_get_text(i, 1)));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (int i = 0; i < list_length(queues); i++)
+		pq_notify_ready(strVal(list_nth(queues, i)));
+}
+
+/*
+ * pq_parents_reopened makes the children of the jobs in parents, which had
+ * ended without success and are no longer such (put back to todo, or set
+ * to succeeded by a DBA), count them no longer: failed_parents goes down,
+ * and 'completion' and 'failure' children wait for them again.  Only the
+ * direct children: the caller revives cancelled ones
+ * (pq_revive_descendants does both).
+ */
+void
+pq_parents_reopened(PQIdList *parents)
+{
+	Datum		kids;
+	Datum		their_parents;
+
+	if (!pq_schema_has_workflows())
+		return;
+	if (!children_of(parents, &kids, &their_parents))
+		return;
+	count_ended(kids, -1);
+}
+
+/*
+ * pq_cancel_descendants cancels, level by level, every todo 'success'
+ * descendant of a job that ended without success (root, which was todo or
+ * doing before).  Its children's error reads "parent job <id> <first>",
+ * deeper ones "parent job <id> <deeper>".  Each cancelled job records in
+ * cancelled_by the parent it was cancelled through, so that retrying the
+ * root requeues exactly these jobs.  Every child of root and of each job
+ * cancelled counts that parent in failed_parents; 'completion' and
+ * 'failure' children are not cancelled but count it as final (and become
+ * ready when it was the last), and the walk does not go on below them:
+ * their children follow their own conditions when they end.
  */
 void
 pq_cancel_descendants(int64 root, const char *first, const char *deeper)
@@ -433,7 +609,9 @@ pq_cancel_descendants(int64 root, const char *first, const char *deeper)
 		int			n;
 
 		locks = list_concat(locks, pq_lock_queues_of(v[0]));
-		n = pq_exec(&stmt_cancel_children, v, NULL, 0);
+		count_ended(v[0], 1);
+		n = pq_exec(pq_schema_has_workflows() ? &stmt_cancel_children
+					: &stmt_cancel_children_1_0, v, NULL, 0);
 		for (int i = 0; i < n; i++)
 		{
 			bool		isnull;
@@ -668,7 +846,11 @@ revive_level(Datum *v, PQIdList *next, List **locks)
 
 /*
  * pq_revive_descendants puts back to todo, level by level, the descendants
- * that were cancelled through a job that has just been requeued.  A child
+ * that were cancelled through a job that has just been requeued.  Every
+ * child of root and of each revived job counts that parent no longer in
+ * failed_parents, and 'completion' and 'failure' children wait for it
+ * again (a todo one is no longer ready; one that started or ended only has
+ * its counters changed).  A child
  * that still has another failed or cancelled parent stays cancelled, and
  * is blamed on that parent instead, so that retrying it requeues the child.
  */
@@ -685,6 +867,7 @@ pq_revive_descendants(int64 root)
 	{
 		PQIdList	next = {0};
 
+		count_ended(v[0], -1);
 		revive_level(v, &next, &locks);
 		pfree(DatumGetPointer(v[0]));
 		pfree(DatumGetPointer(v[1]));

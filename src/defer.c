@@ -25,6 +25,7 @@
 
 #include "args.h"
 #include "authz.h"
+#include "cascade.h"
 #include "defer.h"
 #include "jobs.h"
 #include "locks.h"
@@ -106,7 +107,7 @@ static PQStatement stmt_queueing_holders = PQ_STATEMENT(
 	1, TEXTARRAYOID);
 
 /*
- * The jobs of a batch, one array element each; a job with cancelled_by is
+ * The jobs of a batch, one array element each; a job with an error is
  * inserted cancelled.  Returns the queues in which a job became ready.
  */
 #define INSERT_BATCH_WITH(extra_columns, extra_values) \
@@ -116,14 +117,14 @@ static PQStatement stmt_queueing_holders = PQ_STATEMENT(
 	"  finished_at, deferred_by" extra_columns ")" \
 	" OVERRIDING SYSTEM VALUE" \
 	" SELECT u.id, u.queue, u.task, u.args," \
-	"  CASE WHEN u.cancelled_by IS NULL THEN 'todo'" \
+	"  CASE WHEN u.error IS NULL THEN 'todo'" \
 	"   ELSE 'cancelled' END::procq.job_status," \
 	"  u.priority, u.scheduled_at, u.max_attempts, u.lock, u.qlock," \
 	"  u.pending, u.blocked," \
-	"  u.cancelled_by IS NULL AND u.scheduled_at IS NOT NULL" \
+	"  u.error IS NULL AND u.scheduled_at IS NOT NULL" \
 	"   AND u.scheduled_at > statement_timestamp()," \
 	"  u.cancelled_by, u.error," \
-	"  CASE WHEN u.cancelled_by IS NULL THEN NULL ELSE clock_timestamp() END," \
+	"  CASE WHEN u.error IS NULL THEN NULL ELSE clock_timestamp() END," \
 	"  $18" extra_values \
 	" FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[]," \
 	"  $5::int4[], $6::timestamptz[], $7::int4[], $8::text[], $9::text[]," \
@@ -141,7 +142,7 @@ static PQStatement stmt_queueing_holders = PQ_STATEMENT(
 	INT4ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, REGROLEOID
 
 /*
- * The jobs of a batch, one array element each; a job with cancelled_by is
+ * The jobs of a batch, one array element each; a job with an error is
  * inserted cancelled.  Returns the queues in which a job became ready.
  * (The 1.0 table has no columns of workflows and conditions: see
  * INSERT_JOB_WITH.)
@@ -166,13 +167,83 @@ static PQStatement stmt_insert_batch_deps = PQ_STATEMENT(
  */
 #define PQ_MAX_DEPENDENCIES_PER_CALL 1000000
 
-/* What the parents of a job to insert say about it. */
+/*
+ * What the parents of a job say about it (see the bookkeeping invariant in
+ * cascade.c): for a 'success' job, pending counts the parents that have not
+ * succeeded, for the others those that are not final; failed counts those
+ * that failed or were cancelled.  failed_parent is the lowest of them, for
+ * a 'success' job only (it is cancelled, blamed on that parent).
+ */
 typedef struct ParentCheck
 {
-	int32		pending;		/* parents not succeeded */
-	int64		failed_parent;	/* first failed or cancelled parent, or 0 */
+	int32		pending;
+	int32		failed;
+	int64		failed_parent;	/* blame of a 'success' job, or 0 */
 	const char *failed_how;		/* "failed" or "was cancelled" */
 } ParentCheck;
+
+/*
+ * judge_parent adds one parent, in state 's'ucceeded, 'f'ailed,
+ * 'c'ancelled or 'p'ending (todo or doing), to what check says about a
+ * job with run_after.  Parents come in id order.
+ */
+static void
+judge_parent(ParentCheck *check, PQRunAfter run_after, int64 parent, char state)
+{
+	if (state == 's')
+		return;
+	if (state == 'p')
+	{
+		check->pending++;
+		return;
+	}
+	check->failed++;
+	if (run_after != PQ_RUN_AFTER_SUCCESS)
+		return;
+	check->pending++;
+	if (check->failed_parent == 0)
+	{
+		check->failed_parent = parent;
+		check->failed_how = state == 'f' ? "failed" : "was cancelled";
+	}
+}
+
+/*
+ * parent_state reads a parent's status as judge_parent's state.
+ */
+static char
+parent_state(const char *status)
+{
+	return strcmp(status, "succeeded") == 0 ? 's'
+		: strcmp(status, "failed") == 0 ? 'f'
+		: strcmp(status, "cancelled") == 0 ? 'c' : 'p';
+}
+
+/*
+ * not_needed says whether a todo job with these parents can never run: a
+ * 'failure' job whose parents are all final and all succeeded.  It is
+ * inserted (or left) cancelled with PQ_ALL_SUCCEEDED_ERROR.
+ */
+static bool
+not_needed(PQRunAfter run_after, int32 pending, int32 failed)
+{
+	return run_after == PQ_RUN_AFTER_FAILURE && pending == 0 && failed == 0;
+}
+
+/*
+ * require_parent_for_failure refuses a 'failure' job without any parent:
+ * it would wait for a parent to fail, and could never run.
+ */
+static void
+require_parent_for_failure(PQRunAfter run_after, int nparents)
+{
+	if (run_after == PQ_RUN_AFTER_FAILURE && nparents == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a job with run_after 'failure' must depend on at least one job"),
+				 errdetail("It runs only once one of its parents has ended without success; without parents it could never run."),
+				 errhint("Pass depends_on, or use run_after 'success' or 'completion'.")));
+}
 
 /*
  * require_not_empty rejects an empty string for a text setting of a job.
@@ -222,7 +293,8 @@ pq_validate_spec(PQJobSpec *spec)
  * see its final status, and a parent that finishes after us waits until
  * our dependency rows are committed and will find them.  Either way the
  * child is neither stranded nor released early.  A parent that does not
- * exist is an error.
+ * exist is an error.  The parents are judged by the job's run_after
+ * (judge_parent).
  */
 static ParentCheck
 check_parents(PQJobSpec *spec, Datum parents_array)
@@ -249,18 +321,108 @@ check_parents(PQJobSpec *spec, Datum parents_array)
 		pq_require_job_access(found_id, DatumGetObjectId(pq_get_attr(row, 3, &isnull)));
 		pstatus = pq_get_text(row, 2);
 		row++;
-		if (strcmp(pstatus, "succeeded") == 0)
-			continue;
-		check.pending++;
-		if (check.failed_parent == 0 && strcmp(pstatus, "failed") == 0)
-			check.failed_how = "failed";
-		else if (check.failed_parent == 0 && strcmp(pstatus, "cancelled") == 0)
-			check.failed_how = "was cancelled";
-		else
-			continue;
-		check.failed_parent = spec->parents[i];
+		judge_parent(&check, spec->run_after, found_id, parent_state(pstatus));
 	}
 	return check;
+}
+
+static PQStatement stmt_child_run_after = PQ_STATEMENT(
+	"SELECT status::text, run_after FROM procq.jobs WHERE id = $1",
+	1, INT8OID);
+
+static PQStatement stmt_child_for_update = PQ_STATEMENT(
+	"SELECT status::text, run_after FROM procq.jobs WHERE id = $1"
+	" FOR NO KEY UPDATE",
+	1, INT8OID);
+
+static PQStatement stmt_count_new_parents = PQ_STATEMENT(
+	"UPDATE procq.jobs SET pending_parents = pending_parents + $2,"
+	" failed_parents = failed_parents + $3 WHERE id = $1"
+	" RETURNING queue, pending_parents, failed_parents, " PQ_READY_COND,
+	3, INT8OID, INT4OID, INT4OID);
+
+/* the status trigger cancels the descendants and moves the lock queue */
+static PQStatement stmt_cancel_judged = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = 'cancelled', finished_at = clock_timestamp(),"
+	" cancelled_by = $2, error = $3, lock_blocked = false, delayed = false"
+	" WHERE id = $1 AND status = 'todo'",
+	3, INT8OID, INT8OID, TEXTOID);
+
+/*
+ * pq_judge_new_parents judges new edges of an existing job child (procq
+ * 1.1 only) to parents (sorted, without duplicates, none of them a parent
+ * of child yet), as defer judges a new job's: the parents are locked FOR
+ * SHARE in id order first (a missing one is 23503, one the caller may not
+ * act on 42501), then the child's row; the child's pending_parents and
+ * failed_parents count them by its run_after.  A todo child is then
+ * cancelled when it is a 'success' job with a failed or cancelled parent
+ * (blamed on the lowest; the status trigger cancels its descendants), or a
+ * 'failure' job whose parents all succeeded (PQ_ALL_SUCCEEDED_ERROR), and
+ * its queue is notified if it is ready.  A child that is not todo only has
+ * its counters changed.  The caller inserts the dependency rows (before or
+ * after: the counters do not read them), has checked that child exists,
+ * and has connected SPI.  For procq.add_dependencies.
+ */
+void
+pq_judge_new_parents(int64 child, const int64 *parents, int nparents)
+{
+	PQJobSpec	spec = {0};
+	ParentCheck check;
+	Datum		v[3];
+	char		n[3] = {' ', ' ', ' '};
+	bool		isnull;
+	char	   *status;
+	int32		pending;
+	int32		failed;
+	bool		ready;
+	char	   *queue;
+
+	if (nparents == 0)
+		return;
+	v[0] = Int64GetDatum(child);
+	spec.parents = (int64 *) parents;
+	spec.nparents = nparents;
+
+	/* the run_after first, without a row lock: it never changes */
+	if (pq_exec(&stmt_child_run_after, v, NULL, 1) == 0)
+		pq_job_not_found(child);
+	spec.run_after = pq_run_after_from_text(cstring_to_text(pq_get_text(0, 2)));
+	SPI_freetuptable(SPI_tuptable);
+
+	check = check_parents(&spec, pq_int8_array(spec.parents, nparents));
+
+	v[0] = Int64GetDatum(child);
+	if (pq_exec(&stmt_child_for_update, v, NULL, 1) == 0)
+		pq_job_not_found(child);
+	status = pq_get_text(0, 1);
+
+	v[1] = Int32GetDatum(check.pending);
+	v[2] = Int32GetDatum(check.failed);
+	pq_exec(&stmt_count_new_parents, v, NULL, 1);
+	queue = pq_get_text(0, 1);
+	pending = DatumGetInt32(pq_get_attr(0, 2, &isnull));
+	failed = DatumGetInt32(pq_get_attr(0, 3, &isnull));
+	ready = DatumGetBool(pq_get_attr(0, 4, &isnull));
+
+	if (strcmp(status, "todo") != 0)
+		return;
+	if (check.failed_parent != 0)
+	{
+		v[1] = Int64GetDatum(check.failed_parent);
+		v[2] = CStringGetTextDatum(psprintf("parent job %lld %s",
+											(long long) check.failed_parent,
+											check.failed_how));
+		pq_exec(&stmt_cancel_judged, v, NULL, 0);
+	}
+	else if (not_needed(spec.run_after, pending, failed))
+	{
+		n[1] = 'n';
+		v[1] = (Datum) 0;
+		v[2] = CStringGetTextDatum(PQ_ALL_SUCCEEDED_ERROR);
+		pq_exec(&stmt_cancel_judged, v, n, 0);
+	}
+	else if (ready)
+		pq_notify_ready(queue);
 }
 
 /*
@@ -318,6 +480,7 @@ pq_defer_job(PQJobSpec *spec)
 	bool		ready;
 
 	check_dependency_count(spec->nparents);
+	require_parent_for_failure(spec->run_after, spec->nparents);
 
 	/* The lock queue's advisory lock comes before any row lock. */
 	if (spec->lock != NULL)
@@ -334,6 +497,11 @@ pq_defer_job(PQJobSpec *spec)
 		status = "cancelled";
 		error = psprintf("parent job %lld %s", (long long) parents.failed_parent,
 						 parents.failed_how);
+	}
+	else if (not_needed(spec->run_after, parents.pending, parents.failed))
+	{
+		status = "cancelled";
+		error = PQ_ALL_SUCCEEDED_ERROR;
 	}
 	else if (spec->lock != NULL)
 		lock_blocked = pq_lock_queue_busy(spec->lock);
@@ -362,7 +530,7 @@ pq_defer_job(PQJobSpec *spec)
 	n[12] = error ? ' ' : 'n';
 	v[13] = ObjectIdGetDatum(GetUserId());
 	v[14] = CStringGetTextDatum(pq_run_after_name(spec->run_after));
-	v[15] = Int32GetDatum(0);
+	v[15] = Int32GetDatum(parents.failed);
 	v[16] = Int64GetDatum(spec->workflow_id);
 	n[16] = spec->workflow_id != 0 ? ' ' : 'n';
 	v[17] = PointerGetDatum(spec->step_key);
@@ -759,18 +927,27 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 	{
 		PQBatchJob *job = &jobs[i];
 		PQJobSpec  *spec = job->spec;
-		int32		pending = 0;
-		int64		failed_parent = 0;
+		ParentCheck check = {0};
+		int64		failed_parent;
 		bool		blocked = false;
 
 		*current = i;
 
 		/*
-		 * state[i]: 't' todo, else cancelled because of the parent it is
-		 * blamed on (the lowest failed or cancelled one), which 'F'ailed or
-		 * was 'C'ancelled.  Parents are sorted, existing ones first.
+		 * state[i]: 't' todo, else cancelled: because of the parent it is
+		 * blamed on (the lowest failed or cancelled one, for a 'success'
+		 * job), which 'F'ailed or was 'C'ancelled, or because it is a
+		 * 'failure' job whose parents all succeeded ('A').  Parents are
+		 * sorted, existing ones first; a cancelled job of the batch counts
+		 * as a cancelled parent.
 		 */
 		state[i] = 't';
+		if (spec->nparents + job->nbatch_parents == 0 &&
+			spec->run_after == PQ_RUN_AFTER_FAILURE)
+		{
+			draw_ids(i, ids);
+			require_parent_for_failure(spec->run_after, 0);
+		}
 		for (int p = 0; p < spec->nparents; p++)
 		{
 			FoundParent *fp = bsearch(&spec->parents[p], found, nfound,
@@ -784,14 +961,7 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 						 errmsg("job %lld named in depends_on does not exist",
 								(long long) spec->parents[p])));
 			}
-			if (fp->state == 's')
-				continue;
-			pending++;
-			if ((fp->state == 'f' || fp->state == 'c') && failed_parent == 0)
-			{
-				failed_parent = fp->id;
-				state[i] = fp->state == 'f' ? 'F' : 'C';
-			}
+			judge_parent(&check, spec->run_after, fp->id, fp->state);
 		}
 		qsort(job->batch_parents, job->nbatch_parents, sizeof(int), cmp_int_asc);
 		for (int p = 0; p < job->nbatch_parents; p++)
@@ -801,16 +971,16 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 			Assert(b < i);
 			if (p > 0 && job->batch_parents[p - 1] == b)
 				continue;
-			pending++;
 			nedges++;
-			/* a cancelled job of the batch: its id is -1 - b until drawn */
-			if (state[b] != 't' && failed_parent == 0)
-			{
-				failed_parent = -1 - b;
-				state[i] = 'C';
-			}
+			/* a job of the batch: its id is -1 - b until drawn */
+			judge_parent(&check, spec->run_after, -1 - b, state[b] == 't' ? 'p' : 'c');
 		}
 		nedges += spec->nparents;
+		failed_parent = check.failed_parent;
+		if (failed_parent != 0)
+			state[i] = strcmp(check.failed_how, "failed") == 0 ? 'F' : 'C';
+		else if (not_needed(spec->run_after, check.pending, check.failed))
+			state[i] = 'A';
 		blame[i] = failed_parent;
 
 		if (state[i] == 't' && spec->lock != NULL)
@@ -843,8 +1013,9 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 			qs->holder = -1 - i;
 		}
 
-		d[9][i] = Int32GetDatum(pending);
+		d[9][i] = Int32GetDatum(check.pending);
 		d[10][i] = BoolGetDatum(blocked);
+		d[14][i] = Int32GetDatum(check.failed);
 	}
 	*current = -1;
 
@@ -870,13 +1041,13 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 		dn[8][i] = spec->queueing_lock == NULL;
 		d[11][i] = Int64GetDatum(parent);
 		dn[11][i] = blame[i] == 0;
-		d[12][i] = blame[i] != 0
-			? CStringGetTextDatum(psprintf("parent job %lld %s", (long long) parent,
-										   state[i] == 'F' ? "failed" : "was cancelled"))
-			: (Datum) 0;
-		dn[12][i] = blame[i] == 0;
+		if (blame[i] != 0)
+			d[12][i] = CStringGetTextDatum(psprintf("parent job %lld %s", (long long) parent,
+													state[i] == 'F' ? "failed" : "was cancelled"));
+		else if (state[i] == 'A')
+			d[12][i] = CStringGetTextDatum(PQ_ALL_SUCCEEDED_ERROR);
+		dn[12][i] = state[i] == 't';
 		d[13][i] = CStringGetTextDatum(pq_run_after_name(spec->run_after));
-		d[14][i] = Int32GetDatum(0);
 		d[15][i] = Int64GetDatum(spec->workflow_id);
 		dn[15][i] = spec->workflow_id == 0;
 		d[16][i] = PointerGetDatum(spec->step_key);

@@ -34,12 +34,19 @@ static PQStatement stmt_lock_one_for_share = PQ_STATEMENT(
 	"SELECT id, status::text, deferred_by FROM procq.jobs WHERE id = $1 FOR SHARE",
 	1, INT8OID);
 
+#define FAILED_PARENT(cond) \
+	"SELECT p.id, p.status::text FROM procq.job_dependencies d" \
+	" JOIN procq.jobs p ON p.id = d.depends_on" \
+	" WHERE d.job_id = $1 AND p.status IN ('failed', 'cancelled')" cond \
+	" ORDER BY p.id LIMIT 1"
+
+/* only a 'success' job is blocked by a failed parent (procq 1.0: all are) */
 static PQStatement stmt_failed_parent = PQ_STATEMENT(
-	"SELECT p.id, p.status::text FROM procq.job_dependencies d"
-	" JOIN procq.jobs p ON p.id = d.depends_on"
-	" WHERE d.job_id = $1 AND p.status IN ('failed', 'cancelled')"
-	" ORDER BY p.id LIMIT 1",
+	FAILED_PARENT(" AND (SELECT c.run_after FROM procq.jobs c WHERE c.id = $1)"
+				  " = 'success'"),
 	1, INT8OID);
+static PQStatement stmt_failed_parent_1_0 = PQ_STATEMENT(
+	FAILED_PARENT(""), 1, INT8OID);
 
 /*
  * pq_job_lookup reads a job's status, lock, queueing_lock, queue,
@@ -114,7 +121,9 @@ pq_lock_jobs_for_share(Datum ids)
 
 /*
  * pq_job_failed_parent finds the parent with the lowest id of a job that
- * failed or was cancelled, and its status.  Returns false when none did.
+ * failed or was cancelled, and its status, for a job with run_after
+ * 'success' (only such a job cannot run while a parent is failed).
+ * Returns false when none did, or the job has another run_after.
  */
 bool
 pq_job_failed_parent(int64 job_id, int64 *parent, char **status)
@@ -122,7 +131,8 @@ pq_job_failed_parent(int64 job_id, int64 *parent, char **status)
 	Datum		v[1] = {Int64GetDatum(job_id)};
 	bool		isnull;
 
-	if (pq_exec(&stmt_failed_parent, v, NULL, 1) == 0)
+	if (pq_exec(pq_schema_has_workflows() ? &stmt_failed_parent
+				: &stmt_failed_parent_1_0, v, NULL, 1) == 0)
 		return false;
 	*parent = DatumGetInt64(pq_get_attr(0, 1, &isnull));
 	*status = pq_get_text(0, 2);

@@ -66,6 +66,26 @@ static PQStatement stmt_count_pending_parents = PQ_STATEMENT(
 	" WHERE d.job_id = $1 AND p.status <> 'succeeded'",
 	1, INT8OID);
 
+static PQStatement stmt_job_for_update_1_1 = PQ_STATEMENT(
+	"SELECT status::text, pending_parents, run_after, failed_parents,"
+	" cancelled_by FROM procq.jobs WHERE id = $1 FOR UPDATE",
+	1, INT8OID);
+
+/* parents of $1 that are not final, and those that failed or were cancelled */
+static PQStatement stmt_count_parents_1_1 = PQ_STATEMENT(
+	"SELECT count(*) FILTER (WHERE p.status IN ('todo', 'doing'))::int4,"
+	" count(*) FILTER (WHERE p.status IN ('failed', 'cancelled'))::int4"
+	" FROM procq.job_dependencies d"
+	" JOIN procq.jobs p ON p.id = d.depends_on WHERE d.job_id = $1",
+	1, INT8OID);
+
+static PQStatement stmt_adjust_counts = PQ_STATEMENT(
+	"UPDATE procq.jobs SET pending_parents = $2, failed_parents = $3"
+	" WHERE id = $1 RETURNING queue, " PQ_READY_COND ","
+	" status = 'todo' AND run_after = 'failure' AND pending_parents = 0"
+	" AND failed_parents = 0",
+	3, INT8OID, INT4OID, INT4OID);
+
 static PQStatement stmt_adjust_pending = PQ_STATEMENT(
 	"UPDATE procq.jobs SET pending_parents = $2 WHERE id = $1"
 	" RETURNING queue, " PQ_READY_COND,
@@ -335,9 +355,20 @@ check_status_change(StatusChange *change)
 }
 
 /*
+ * ended_without_success says whether a status is failed or cancelled.
+ */
+static bool
+ended_without_success(const char *status)
+{
+	return strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0;
+}
+
+/*
  * requeued_from_failure does what putting a failed or cancelled job back
- * to todo means: it must not still have a failed or cancelled parent, and
- * the descendants cancelled through it come back.
+ * to todo means: a 'success' job must not still have a failed or cancelled
+ * parent (pq_job_failed_parent says none for the others), its children
+ * count it as not final again, and the descendants cancelled through it
+ * come back.
  */
 static void
 requeued_from_failure(int64 id)
@@ -363,7 +394,10 @@ requeued_from_failure(int64 id)
  *	- the children of all the jobs that succeeded are released in one
  *	  statement (releases only count down pending_parents, so they commute
  *	  with each other and with the cancellations);
- *	- the descendants of each job that failed or was cancelled are
+ *	- a job that had failed or was cancelled and now succeeded (a DBA's
+ *	  UPDATE) is first no longer counted as such by its children;
+ *	- the descendants of each job that failed or was cancelled (and was
+ *	  todo or doing before: from failed to cancelled changes nothing) are
  *	  cancelled, job by job in the statement's order, so that a descendant
  *	  of two of them is blamed on the first, as before; jobs without
  *	  children (most of them) are sorted out by one statement first;
@@ -377,6 +411,7 @@ static void
 statuses_changed(List *changes)
 {
 	PQIdList	succeeded = {0};
+	PQIdList	reopened = {0};
 	PQIdList	ended = {0};
 	PQIdList	with_children = {0};
 	List	   *locks = NIL;
@@ -389,14 +424,21 @@ statuses_changed(List *changes)
 
 		check_status_change(change);
 		if (strcmp(change->new.status, "succeeded") == 0)
+		{
 			pq_idlist_add(&succeeded, change->new.id);
-		else if (strcmp(change->new.status, "failed") == 0 ||
-				 strcmp(change->new.status, "cancelled") == 0)
+			if (ended_without_success(change->old_status))
+				pq_idlist_add(&reopened, change->new.id);
+		}
+		else if (ended_without_success(change->new.status) &&
+				 !ended_without_success(change->old_status))
 			pq_idlist_add(&ended, change->new.id);
 		if (change->new.lock != NULL)
 			locks = lappend(locks, change->new.lock);
 	}
 
+	/* a DBA's failed -> succeeded: first forget the failure, then release */
+	if (reopened.n > 0)
+		pq_parents_reopened(&reopened);
 	if (succeeded.n > 0)
 		pq_release_children_of(&succeeded);
 	if (ended.n > 0)
@@ -408,7 +450,8 @@ statuses_changed(List *changes)
 		JobRow	   *new = &change->new;
 		bool		failed = strcmp(new->status, "failed") == 0;
 
-		if (failed || strcmp(new->status, "cancelled") == 0)
+		if (ended_without_success(new->status) &&
+			!ended_without_success(change->old_status))
 		{
 			/* with_children is in the order of ended, a subsequence */
 			if (next_with_children < with_children.n &&
@@ -623,6 +666,141 @@ set_pending(int64 child, int32 pending, bool notify)
 }
 
 /*
+ * set_counts sets a child's pending_parents and failed_parents (procq
+ * 1.1), and then, with judge, cancels it if it is a todo 'failure' job
+ * whose parents all succeeded, or notifies its queue if it became ready.
+ */
+static void
+set_counts(int64 child, int32 pending, int32 failed, bool judge)
+{
+	Datum		v[3] = {Int64GetDatum(child), Int32GetDatum(pending), Int32GetDatum(failed)};
+	bool		isnull;
+
+	pq_exec(&stmt_adjust_counts, v, NULL, 1);
+	if (!judge)
+		return;
+	if (DatumGetBool(pq_get_attr(0, 3, &isnull)))
+	{
+		PQIdList	ids = {0};
+
+		pq_idlist_add(&ids, child);
+		pq_cancel_not_needed(&ids);
+	}
+	else if (DatumGetBool(pq_get_attr(0, 2, &isnull)))
+		pq_notify_ready(pq_get_text(0, 1));
+}
+
+/*
+ * cancel_orphan cancels a todo child whose parent was deleted before it
+ * succeeded, and its descendants.
+ */
+static void
+cancel_orphan(int64 child, int64 parent, PQJobInfo *info)
+{
+	Datum		v[3];
+	const char *how = "was deleted before it succeeded";
+
+	v[0] = Int64GetDatum(child);
+	v[1] = Int64GetDatum(parent);
+	v[2] = CStringGetTextDatum(psprintf("parent job %lld %s", (long long) parent, how));
+	if (pq_exec(&stmt_cancel_orphan, v, NULL, 1) == 0)
+		return;
+	pq_cancel_descendants(child, psprintf("was cancelled (job %lld %s)", (long long) parent, how),
+						  psprintf("was cancelled (job %lld %s)", (long long) parent, how));
+	if (info->lock != NULL)
+		pq_refresh_lock(info->lock);
+}
+
+/*
+ * dependency_gone_1_1 is dependency_gone on procq 1.1's table, where the
+ * child has a run_after and failed_parents (see the invariant in
+ * cascade.c).  parent_status is the parent's status, or NULL when the
+ * parent itself was deleted.  The child's row is locked.
+ *
+ * A DBA removed the dependency (the parent exists): the child waits for
+ * one parent less, and forgets that parent's failure.  The parent was
+ * deleted: if it had not ended (the live parents that are not final are
+ * fewer than counted), it counts as ended without success: a 'success'
+ * child that is todo is cancelled, the others count it as final and
+ * failed.  A parent that had succeeded changes nothing; one that had
+ * failed or was cancelled stays counted in failed_parents.
+ */
+static void
+dependency_gone_1_1(int64 child, int64 parent, const char *parent_status,
+					PQJobInfo *info)
+{
+	Datum		v[1] = {Int64GetDatum(child)};
+	bool		isnull;
+	char	   *child_status;
+	int32		pending;
+	int32		failed;
+	bool		success;
+	bool		todo;
+	int64		blame;
+	bool		blame_null;
+	int32		live_open;
+	int32		live_failed;
+
+	if (pq_exec(&stmt_job_for_update_1_1, v, NULL, 1) == 0)
+		return;
+	child_status = pq_get_text(0, 1);
+	todo = strcmp(child_status, "todo") == 0;
+	pending = DatumGetInt32(pq_get_attr(0, 2, &isnull));
+	success = strcmp(pq_get_text(0, 3), "success") == 0;
+	failed = DatumGetInt32(pq_get_attr(0, 4, &isnull));
+	blame = DatumGetInt64(pq_get_attr(0, 5, &blame_null));
+
+	if (parent_status != NULL)
+	{
+		bool		parent_failed = strcmp(parent_status, "failed") == 0 ||
+			strcmp(parent_status, "cancelled") == 0;
+		bool		parent_open = strcmp(parent_status, "todo") == 0 ||
+			strcmp(parent_status, "doing") == 0;
+
+		if (parent_failed)
+			failed--;
+		if (parent_open || (success && parent_failed))
+			pending--;
+		if (parent_failed || parent_open)
+			set_counts(child, pending, failed, true);
+		return;
+	}
+
+	pq_exec(&stmt_count_parents_1_1, v, NULL, 1);
+	live_open = DatumGetInt32(pq_get_attr(0, 1, &isnull));
+	live_failed = DatumGetInt32(pq_get_attr(0, 2, &isnull));
+
+	if (success)
+	{
+		int32		now_pending = live_open + live_failed;
+
+		if (now_pending == pending)
+			return;				/* the deleted parent had succeeded */
+
+		/*
+		 * It had not succeeded.  A todo child shows that it had not ended
+		 * either (else the child would be cancelled); a child cancelled
+		 * through it shows that it had; for any other child, failed_parents
+		 * above the live failed parents cannot tell, and a parent that had
+		 * not ended is assumed (a 'success' child that is not todo and not
+		 * cancelled through it is final already: it never runs again
+		 * without a retry, which recounts nothing of it).
+		 */
+		if (todo || blame_null || blame != parent)
+			failed++;
+		set_counts(child, now_pending, failed, false);
+		if (todo)
+			cancel_orphan(child, parent, info);
+		return;
+	}
+
+	if (live_open == pending)
+		return;					/* the deleted parent had ended */
+	set_counts(child, live_open, failed + 1, todo);
+	(void) live_failed;
+}
+
+/*
  * dependency_gone accounts for a deleted dependency row (child, parent).
  *
  * If the parent still exists, a DBA removed the dependency: the child
@@ -630,7 +808,8 @@ set_pending(int64 child, int32 pending, bool notify)
  * it had succeeded by recounting the child's unsucceeded parents: a
  * parent that had not succeeded was counted in pending_parents and is now
  * gone from the count.  Then the child, if it was waiting, is cancelled
- * with its descendants: a delete never releases a child.
+ * with its descendants: a delete never releases a child.  (procq 1.1's
+ * table: dependency_gone_1_1.)
  */
 static void
 dependency_gone(void *childp, void *parentp)
@@ -643,7 +822,6 @@ dependency_gone(void *childp, void *parentp)
 	char	   *child_status;
 	int32		pending;
 	int32		now_pending;
-	char	   *how;
 	char	   *parent_status = NULL;
 
 	if (!pq_job_lookup(child, &info))
@@ -658,6 +836,12 @@ dependency_gone(void *childp, void *parentp)
 	 */
 	if (pq_lock_jobs_for_share(pq_int8_array(&parent, 1)) == 1)
 		parent_status = pq_get_text(0, 2);
+
+	if (pq_schema_has_workflows())
+	{
+		dependency_gone_1_1(child, parent, parent_status, &info);
+		return;
+	}
 
 	v[0] = Int64GetDatum(child);
 	if (pq_exec(&stmt_job_for_update, v, NULL, 1) == 0)
@@ -684,17 +868,7 @@ dependency_gone(void *childp, void *parentp)
 	set_pending(child, now_pending, false);
 	if (strcmp(child_status, "todo") != 0)
 		return;
-
-	how = psprintf("was deleted before it succeeded");
-	v[0] = Int64GetDatum(child);
-	v[1] = Int64GetDatum(parent);
-	v[2] = CStringGetTextDatum(psprintf("parent job %lld %s", (long long) parent, how));
-	if (pq_exec(&stmt_cancel_orphan, v, NULL, 1) == 0)
-		return;
-	pq_cancel_descendants(child, psprintf("was cancelled (job %lld %s)", (long long) parent, how),
-						  psprintf("was cancelled (job %lld %s)", (long long) parent, how));
-	if (info.lock != NULL)
-		pq_refresh_lock(info.lock);
+	cancel_orphan(child, parent, &info);
 }
 
 /* A deleted dependency row. */
