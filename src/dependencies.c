@@ -367,7 +367,8 @@ procq_add_dependencies(PG_FUNCTION_ARGS)
 	 * a failed or cancelled parent is cancelled, and the status trigger
 	 * cancels its descendants.
 	 */
-	pq_judge_new_parents(child, ids, n);
+	if (!pq_judge_new_parents(child, ids, n))
+		elog(ERROR, "procq: job %lld stopped being todo while locked", (long long) child);
 
 	v[0] = Int64GetDatum(child);
 	v[1] = pq_int8_array(ids, n);
