@@ -523,6 +523,20 @@ $$;
 DROP FUNCTION procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text);
 DROP FUNCTION procq.defer_jobs(text, jsonb[], text, integer, timestamptz, bigint[], integer, text);
 
+-- issue 9, cond: failed_parents of the jobs of 1.0 (the new column starts
+-- at 0): the number of each job's parents that failed or were cancelled,
+-- so that a later retry of such a parent counts it down exactly.  Every
+-- 1.0 job is a 'success' job, whose pending_parents (parents not
+-- succeeded) is already right.  Parents deleted under 1.0 are not known
+-- any more and are not counted.
+UPDATE procq.jobs j SET failed_parents = c.n
+  FROM (SELECT d.job_id, pg_catalog.count(*)::integer AS n
+          FROM procq.job_dependencies d
+          JOIN procq.jobs p ON p.id = d.depends_on
+         WHERE p.status IN ('failed', 'cancelled')
+         GROUP BY d.job_id) c
+ WHERE j.id = c.job_id;
+
 -- issue 9, add_dependencies: fan-out decided at run time.  A todo job can
 -- get new parents, newer than itself too, so the CHECK depends_on < job_id
 -- goes; procq.add_dependencies keeps the graph acyclic instead

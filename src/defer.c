@@ -368,10 +368,12 @@ static PQStatement stmt_cancel_judged = PQ_STATEMENT(
  * 'failure' job whose parents all succeeded (PQ_ALL_SUCCEEDED_ERROR), and
  * its queue is notified if it is ready.  A child that is not todo only has
  * its counters changed.  The caller inserts the dependency rows (before or
- * after: the counters do not read them), has checked that child exists,
- * and has connected SPI.  For procq.add_dependencies.
+ * after: the counters do not read them) and has connected SPI.  Returns
+ * whether the child was todo when its row was locked (after the parents'):
+ * procq.add_dependencies refuses a child that is not (55000), and its
+ * error rolls back the counters changed here.  A missing child is P0002.
  */
-void
+bool
 pq_judge_new_parents(int64 child, const int64 *parents, int nparents)
 {
 	PQJobSpec	spec = {0};
@@ -385,8 +387,6 @@ pq_judge_new_parents(int64 child, const int64 *parents, int nparents)
 	bool		ready;
 	char	   *queue;
 
-	if (nparents == 0)
-		return;
 	v[0] = Int64GetDatum(child);
 	spec.parents = (int64 *) parents;
 	spec.nparents = nparents;
@@ -397,7 +397,8 @@ pq_judge_new_parents(int64 child, const int64 *parents, int nparents)
 	spec.run_after = pq_run_after_from_text(cstring_to_text(pq_get_text(0, 2)));
 	SPI_freetuptable(SPI_tuptable);
 
-	check = check_parents(&spec, pq_int8_array(spec.parents, nparents));
+	check = nparents > 0 ? check_parents(&spec, pq_int8_array(spec.parents, nparents))
+		: (ParentCheck) {0};
 
 	v[0] = Int64GetDatum(child);
 	if (pq_exec(&stmt_child_for_update, v, NULL, 1) == 0)
@@ -413,7 +414,7 @@ pq_judge_new_parents(int64 child, const int64 *parents, int nparents)
 	ready = DatumGetBool(pq_get_attr(0, 4, &isnull));
 
 	if (strcmp(status, "todo") != 0)
-		return;
+		return false;
 	if (check.failed_parent != 0)
 	{
 		v[1] = Int64GetDatum(check.failed_parent);
@@ -431,6 +432,7 @@ pq_judge_new_parents(int64 child, const int64 *parents, int nparents)
 	}
 	else if (ready)
 		pq_notify_ready(queue);
+	return true;
 }
 
 /*

@@ -56,6 +56,6 @@ typedef struct PQBatchJob
 extern void pq_validate_spec(PQJobSpec *spec);
 extern int64 pq_defer_job(PQJobSpec *spec);
 extern void pq_defer_batch(PQBatchJob *jobs, int n, int *current);
-extern void pq_judge_new_parents(int64 child, const int64 *parents, int nparents);
+extern bool pq_judge_new_parents(int64 child, const int64 *parents, int nparents);
 
 #endif							/* PROCQ_DEFER_H */

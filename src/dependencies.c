@@ -47,10 +47,10 @@
 
 #include "args.h"
 #include "authz.h"
+#include "defer.h"
 #include "dependencies.h"
 #include "jobs.h"
 #include "locks.h"
-#include "notify.h"
 #include "procq.h"
 #include "spi_exec.h"
 
@@ -63,8 +63,7 @@ PG_FUNCTION_INFO_V1(procq_add_dependencies);
 #define PQ_MAX_NEW_PARENTS 1000000
 
 static PQStatement stmt_lock_child = PQ_STATEMENT(
-	"SELECT status::text, run_after, deferred_by, workflow_id, queue, "
-	PQ_READY_COND " FROM procq.jobs WHERE id = $1 FOR UPDATE",
+	"SELECT status::text, workflow_id FROM procq.jobs WHERE id = $1 FOR UPDATE",
 	1, INT8OID);
 
 static PQStatement stmt_existing_parents = PQ_STATEMENT(
@@ -83,22 +82,7 @@ static PQStatement stmt_insert_edges = PQ_STATEMENT(
 	" SELECT $1, p FROM unnest($2::bigint[]) AS p",
 	2, INT8OID, INT8ARRAYOID);
 
-static PQStatement stmt_count_edges = PQ_STATEMENT(
-	"UPDATE procq.jobs SET pending_parents = pending_parents + $2,"
-	" failed_parents = failed_parents + $3"
-	" WHERE id = $1 RETURNING pending_parents, failed_parents, " PQ_READY_COND,
-	3, INT8OID, INT4OID, INT4OID);
 
-/*
- * The status trigger (src/triggers.c) does what the cancellation means:
- * the child's descendants follow, its lock queue moves along.
- */
-static PQStatement stmt_cancel_child = PQ_STATEMENT(
-	"UPDATE procq.jobs SET status = 'cancelled',"
-	" finished_at = clock_timestamp(), cancelled_by = $2, error = $3,"
-	" lock_blocked = false, delayed = false"
-	" WHERE id = $1 AND status = 'todo' RETURNING id",
-	3, INT8OID, INT8OID, TEXTOID);
 
 /* parents that are alone in a workflow of their own join the child's */
 static PQStatement stmt_join_workflow = PQ_STATEMENT(
@@ -107,13 +91,6 @@ static PQStatement stmt_join_workflow = PQ_STATEMENT(
 	" AND NOT EXISTS (SELECT 1 FROM procq.jobs o"
 	"  WHERE o.workflow_id = p.id AND o.id <> p.id)",
 	2, INT8ARRAYOID, INT8OID);
-
-/* A new parent as it was found, locked: its id and how it stands. */
-typedef struct NewParent
-{
-	int64		id;
-	char		state;			/* 's'ucceeded, 'f'ailed, 'c'ancelled, 'p'ending */
-} NewParent;
 
 /* A job reached by the cycle check, and the job it was reached from. */
 typedef struct Reached
@@ -227,47 +204,6 @@ skip_existing(int64 child, int64 *ids, int *n)
 }
 
 /*
- * lock_new_parents locks the new parents FOR SHARE, in id order, as defer
- * does (see check_parents in src/defer.c): a parent finishing right now is
- * waited for and then seen final; one finishing after us waits until our
- * dependency rows are committed and then finds them.  A parent that does
- * not exist is 23503, one the caller may not act on 42501.  Returns their
- * states, in the order of ids.
- */
-static NewParent *
-lock_new_parents(int64 *ids, int n)
-{
-	int			nrows = pq_lock_jobs_for_share(pq_int8_array(ids, n));
-	NewParent  *found = palloc(sizeof(NewParent) * n);
-	int			row = 0;
-
-	for (int i = 0; i < n; i++)
-	{
-		bool		isnull;
-		int64		found_id = 0;
-		char	   *st;
-
-		if (row < nrows)
-			found_id = DatumGetInt64(pq_get_attr(row, 1, &isnull));
-		if (row >= nrows || found_id != ids[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-					 errmsg("job %lld named in depends_on does not exist",
-							(long long) ids[i])));
-		/* making a job depend on a job is acting on it */
-		pq_require_job_access(found_id, DatumGetObjectId(pq_get_attr(row, 3, &isnull)));
-		st = pq_get_text(row, 2);
-		found[i].id = found_id;
-		found[i].state = strcmp(st, "succeeded") == 0 ? 's'
-			: strcmp(st, "failed") == 0 ? 'f'
-			: strcmp(st, "cancelled") == 0 ? 'c' : 'p';
-		row++;
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return found;
-}
-
-/*
  * check_no_cycle refuses (22023) new parents ids (sorted, the child not
  * among them) of which one is a descendant of the child: the new edge would close a
  * cycle.  It walks down from the child, one level per statement, each with
@@ -345,90 +281,6 @@ check_no_cycle(int64 child, int64 *ids, int n)
 }
 
 /*
- * judge_new_edges does what the new edges from child (todo, locked) to the
- * parents (locked, as found) mean, by the bookkeeping invariant of issue 9
- * (the same judging as defer's): a parent that succeeded changes nothing;
- * one that is todo or doing counts in pending_parents; one that failed or
- * was cancelled counts in failed_parents, and for a 'success' child also
- * in pending_parents, and cancels the child, blamed on the lowest such
- * parent.  A 'failure' child that then has no parent left to wait for and
- * none that failed is cancelled: all its parents succeeded.  A child that
- * became ready (it cannot, by these rules, but the readiness is what the
- * row says) is announced.  Returns nothing; the status trigger does what a
- * cancellation means for the child's descendants and lock queue.
- *
- * Kept apart so that it can be replaced by the judging of src/defer.c
- * once that exports one for a set of edges of one child.
- */
-static void
-judge_new_edges(int64 child, PQRunAfter run_after, bool was_ready,
-				const char *queue, NewParent *parents, int n)
-{
-	int32		pending = 0;
-	int32		failed = 0;
-	int64		blame = 0;
-	const char *blame_how = NULL;
-	Datum		v[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	bool		isnull;
-	int32		now_pending;
-	int32		now_failed;
-	bool		ready;
-
-	for (int i = 0; i < n; i++)
-	{
-		switch (parents[i].state)
-		{
-			case 's':
-				break;
-			case 'p':
-				pending++;
-				break;
-			default:
-				failed++;
-				if (run_after == PQ_RUN_AFTER_SUCCESS)
-				{
-					pending++;
-					if (blame == 0)
-					{
-						blame = parents[i].id;
-						blame_how = parents[i].state == 'f' ? "failed" : "was cancelled";
-					}
-				}
-				break;
-		}
-	}
-
-	v[0] = Int64GetDatum(child);
-	v[1] = Int32GetDatum(pending);
-	v[2] = Int32GetDatum(failed);
-	if (pq_exec(&stmt_count_edges, v, NULL, 0) != 1)
-		elog(ERROR, "procq: job %lld disappeared while locked", (long long) child);
-	now_pending = DatumGetInt32(pq_get_attr(0, 1, &isnull));
-	now_failed = DatumGetInt32(pq_get_attr(0, 2, &isnull));
-	ready = DatumGetBool(pq_get_attr(0, 3, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-
-	if (blame != 0)
-	{
-		v[1] = Int64GetDatum(blame);
-		v[2] = CStringGetTextDatum(psprintf("parent job %lld %s", (long long) blame, blame_how));
-		(void) pq_exec(&stmt_cancel_child, v, NULL, 0);
-		return;
-	}
-	if (run_after == PQ_RUN_AFTER_FAILURE && now_pending == 0 && now_failed == 0)
-	{
-		v[1] = (Datum) 0;
-		nulls[1] = 'n';
-		v[2] = CStringGetTextDatum("all its parents succeeded");
-		(void) pq_exec(&stmt_cancel_child, v, nulls, 0);
-		return;
-	}
-	if (ready && !was_ready)
-		pq_notify_ready(queue);
-}
-
-/*
  * procq.add_dependencies(job_id bigint, depends_on bigint[]) returns integer
  *
  * Makes job job_id, which must be todo, depend on the jobs of depends_on
@@ -443,7 +295,7 @@ judge_new_edges(int64 child, PQRunAfter run_after, bool was_ready,
  * progress is waited for, and then the child is doing (55000); a fetch
  * that comes later finds the row locked and skips it (fetch uses SKIP
  * LOCKED), and once we commit the child waits for its new parents.  The
- * parents are locked FOR SHARE after it (lock_new_parents), and parents
+ * parents are locked FOR SHARE after it (pq_judge_new_parents), and parents
  * that are alone in a workflow of their own join the child's workflow.
  */
 Datum
@@ -456,11 +308,7 @@ procq_add_dependencies(PG_FUNCTION_ARGS)
 	Datum		v[2];
 	bool		isnull;
 	char	   *status;
-	PQRunAfter	run_after;
 	int64		workflow_id;
-	char	   *queue;
-	bool		was_ready;
-	NewParent  *parents;
 
 	pq_require_arg(fcinfo, 0, "job_id");
 	pq_require_arg(fcinfo, 1, "depends_on");
@@ -492,10 +340,7 @@ procq_add_dependencies(PG_FUNCTION_ARGS)
 	status = pq_get_text(0, 1);
 	if (strcmp(status, "todo") != 0)
 		not_todo(child, status);
-	run_after = pq_run_after_from_text(DatumGetTextPP(pq_get_attr(0, 2, &isnull)));
-	workflow_id = DatumGetInt64(pq_get_attr(0, 4, &isnull));
-	queue = pq_get_text(0, 5);
-	was_ready = DatumGetBool(pq_get_attr(0, 6, &isnull));
+	workflow_id = DatumGetInt64(pq_get_attr(0, 2, &isnull));
 	SPI_freetuptable(SPI_tuptable);
 
 	if (n > 0)
@@ -506,17 +351,28 @@ procq_add_dependencies(PG_FUNCTION_ARGS)
 		PG_RETURN_INT32(0);
 	}
 
-	/* a dependency on itself needs neither the walk nor the parents' locks */
+	/* a dependency on itself needs no walk */
 	if (bsearch(&child, ids, n, sizeof(int64), cmp_int64) != NULL)
 		cycle_error(child, child, psprintf("job %lld -> job %lld",
 										   (long long) child, (long long) child));
-	parents = lock_new_parents(ids, n);
 	check_no_cycle(child, ids, n);
+
+	/*
+	 * The new parents are locked FOR SHARE in id order and judged as defer
+	 * judges a new job's (src/defer.c): a parent finishing right now is
+	 * waited for and then seen final; one finishing after us waits until
+	 * our dependency rows are committed and then finds them.  A missing
+	 * parent is 23503 (before the INSERT's foreign key could say it less
+	 * clearly), one the caller may not act on 42501.  A 'success' child with
+	 * a failed or cancelled parent is cancelled, and the status trigger
+	 * cancels its descendants.
+	 */
+	if (!pq_judge_new_parents(child, ids, n))
+		elog(ERROR, "procq: job %lld stopped being todo while locked", (long long) child);
 
 	v[0] = Int64GetDatum(child);
 	v[1] = pq_int8_array(ids, n);
 	(void) pq_exec(&stmt_insert_edges, v, NULL, 0);
-	judge_new_edges(child, run_after, was_ready, queue, parents, n);
 
 	v[0] = pq_int8_array(ids, n);
 	v[1] = Int64GetDatum(workflow_id);

@@ -139,6 +139,26 @@ pq_job_failed_parent(int64 job_id, int64 *parent, char **status)
 	return true;
 }
 
+static PQStatement stmt_not_needed = PQ_STATEMENT(
+	"SELECT 1 FROM procq.jobs WHERE id = $1 AND run_after = 'failure'"
+	" AND pending_parents = 0 AND failed_parents = 0",
+	1, INT8OID);
+
+/*
+ * pq_job_not_needed says whether a job is a 'failure' job whose parents
+ * all succeeded: it can never run, and may not go back to todo.  Always
+ * false on procq 1.0's table.
+ */
+bool
+pq_job_not_needed(int64 job_id)
+{
+	Datum		v[1] = {Int64GetDatum(job_id)};
+
+	if (!pq_schema_has_workflows())
+		return false;
+	return pq_exec(&stmt_not_needed, v, NULL, 1) > 0;
+}
+
 /*
  * pq_schema_has_workflows says whether procq.jobs has the columns of
  * workflows and conditions on parents (run_after, failed_parents,

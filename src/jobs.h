@@ -39,5 +39,6 @@ extern void pq_job_not_found(int64 job_id) pg_attribute_noreturn();
 extern char *pq_job_status(int64 job_id);
 extern int	pq_lock_jobs_for_share(Datum ids);
 extern bool pq_job_failed_parent(int64 job_id, int64 *parent, char **status);
+extern bool pq_job_not_needed(int64 job_id);
 
 #endif							/* PROCQ_JOBS_H */

@@ -449,7 +449,8 @@ pq_fail_for_good(int64 job_id, const char *error)
 /*
  * check_retry_allowed raises an error when a job may not be retried now:
  * it is not failed or cancelled, a parent of it failed or was cancelled
- * (that parent must be retried instead), or another todo job holds its
+ * (that parent must be retried instead; 'success' jobs only), it is a
+ * 'failure' job whose parents all succeeded, or another todo job holds its
  * queueing_lock.  current and qlock are the job's status and queueing
  * lock, read with its row locked.
  */
@@ -473,6 +474,11 @@ check_retry_allowed(int64 job_id, const char *current, const char *qlock)
 						(long long) job_id, (long long) parent, parent_status),
 				 errhint("Retry job %lld instead: that requeues its cancelled descendants too.",
 						 (long long) parent)));
+	if (pq_job_not_needed(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld cannot be retried: all its parents succeeded", (long long) job_id),
+				 errdetail("Its run_after is 'failure': it runs only after one of its parents ended without success.")));
 	if (qlock == NULL)
 		return;
 	pq_lock_queueing_key(qlock, false);

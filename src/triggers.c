@@ -366,7 +366,8 @@ ended_without_success(const char *status)
 /*
  * requeued_from_failure does what putting a failed or cancelled job back
  * to todo means: a 'success' job must not still have a failed or cancelled
- * parent (pq_job_failed_parent says none for the others), its children
+ * parent (pq_job_failed_parent says none for the others), a 'failure' job
+ * must have a parent that did not succeed, its children
  * count it as not final again, and the descendants cancelled through it
  * come back.
  */
@@ -383,6 +384,11 @@ requeued_from_failure(int64 id)
 						(long long) id, (long long) parent, parent_status),
 				 errhint("Retry job %lld instead: that requeues its cancelled descendants too.",
 						 (long long) parent)));
+	if (pq_job_not_needed(id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld cannot go back to todo: all its parents succeeded", (long long) id),
+				 errdetail("Its run_after is 'failure': it runs only after one of its parents ended without success.")));
 	pq_revive_descendants(id);
 }
 

@@ -153,3 +153,16 @@ UPDATE procq.jobs SET status = 'todo' WHERE id = 4;
 UPDATE procq.jobs SET status = 'todo' WHERE id = 1;
 TABLE state;
 TABLE invariant;
+
+------------------------------------------------------------------------
+-- A 'failure' job cancelled because all its parents succeeded cannot go
+-- back to todo (it could only run without a reason): retry_job and a
+-- DBA's requeue are refused, nothing changes.
+TRUNCATE procq.jobs, procq.job_dependencies RESTART IDENTITY;
+SELECT procq.defer('p');
+SELECT procq.defer('f', depends_on => '{1}', run_after => 'failure');
+SELECT pg_temp.run('p');
+SELECT procq.retry_job(2);
+UPDATE procq.jobs SET status = 'todo' WHERE id = 2;
+TABLE state;
+TABLE invariant;
