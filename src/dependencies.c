@@ -20,6 +20,20 @@
  *	- the child's row FOR UPDATE;
  *	- the new parents' rows FOR SHARE, in id order.
  *
+ * The cost of the first: calls of add_dependencies in one database run one
+ * at a time (each holds the lock until it commits), whatever jobs they
+ * name; defer, fetch, finish and the rest never take it and never wait for
+ * it.  A call that also waits for row locks (a parent being finished)
+ * makes the other calls wait that long too.
+ *
+ * The child is locked before its new parents, so a concurrent release of
+ * the children of one of the child's existing parents, which locks that
+ * parent's children in id order, can deadlock with us when one of those
+ * children is also a new parent with a lower id than the child (it locked
+ * that one and waits for the child; we hold the child and wait for it).
+ * PostgreSQL detects it and aborts one of the two with 40P01, which the
+ * caller retries; nothing is left half done.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
