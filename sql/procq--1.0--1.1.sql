@@ -401,16 +401,6 @@ ALTER TABLE procq.jobs
     ADD COLUMN workflow_id bigint,
     ADD COLUMN step_key text;
 UPDATE procq.jobs SET workflow_id = id;
--- failed_parents counts the parents that ended without success (a 1.0
--- job's parents that were deleted before they succeeded cannot be counted
--- any more: their children were cancelled then, and retrying the child is
--- refused or allowed as for any job without that parent).
-UPDATE procq.jobs j SET failed_parents = f.n
-  FROM (SELECT d.job_id, count(*)::integer AS n
-          FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on
-         WHERE p.status IN ('failed', 'cancelled')
-         GROUP BY d.job_id) f
- WHERE j.id = f.job_id;
 ALTER TABLE procq.jobs ALTER COLUMN workflow_id SET NOT NULL;
 
 ALTER TABLE procq.jobs DROP CONSTRAINT jobs_row_valid;
@@ -701,19 +691,3 @@ REVOKE ALL ON FUNCTION
     procq.workflow_dot(bigint),
     procq.parents(bigint)
 FROM PUBLIC;
-
-------------------------------------------------------------------------------
--- issue 9, e2e: failed_parents of the jobs of 1.0.  The column came with
--- DEFAULT 0, but a 1.0 job below a failed or cancelled parent has that
--- parent among its failed_parents (the bookkeeping invariant), or a later
--- retry_job of the parent would count it below zero (test/t/004_upgrade.pl:
--- retry_job of a failed 1.0 job with a cancelled child failed with
--- jobs_failed_parents_not_negative).  Parents that 1.0 deleted before they
--- succeeded left no trace and cannot be counted.
-------------------------------------------------------------------------------
-UPDATE procq.jobs c SET failed_parents = f.n
-FROM (SELECT d.job_id, pg_catalog.count(*)::integer AS n
-      FROM procq.job_dependencies d JOIN procq.jobs p ON p.id = d.depends_on
-      WHERE p.status IN ('failed', 'cancelled')
-      GROUP BY d.job_id) f
-WHERE c.id = f.job_id AND c.failed_parents <> f.n;
