@@ -254,6 +254,19 @@ parse_step(JsonbValue *obj, int nth, Step *step)
 					step_error(nth, step->key,
 							   psprintf("\"run_after\" must be \"success\", \"completion\" or "
 										"\"failure\", not \"%s\"", value));
+
+				/*
+				 * procq 1.0's table, which this library serves until the
+				 * update, has no run_after: the step would run as a
+				 * 'success' job.
+				 */
+				if (step->spec.run_after != PQ_RUN_AFTER_SUCCESS && !pq_schema_has_workflows())
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("run_after needs version 1.1 of extension procq"),
+							 errdetail("Workflow step %d (key \"%s\") has run_after \"%s\".",
+									   nth, step->key, value),
+							 errhint("Run ALTER EXTENSION procq UPDATE.")));
 			}
 		}
 		else if (strcmp(field, "max_attempts") == 0)

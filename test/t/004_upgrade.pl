@@ -57,6 +57,14 @@ my ($jobs_before, $deps_before, $handlers_before) =
   map { sql($node, $_) } ($snapshot, $deps, $handlers);
 like($jobs_before, qr/^1:parent:default:succeeded/, 'the 1.0 queue has its jobs');
 
+# A condition on parents cannot be kept on 1.0's table: a workflow step that
+# asks for one is refused, not run as a 'success' job.
+my ($rc, $out, $err) = $node->psql('postgres', q{SELECT * FROM procq.defer_workflow(
+    '[{"key": "x", "task": "x"}, {"key": "y", "task": "y", "depends_on": ["x"], "run_after": "failure"}]')});
+like($err, qr/run_after needs version 1\.1 of extension procq/,
+	'on 1.0, defer_workflow refuses a step with run_after other than success');
+is(sql($node, $snapshot), $jobs_before, '... and inserts nothing');
+
 sql($node, 'ALTER EXTENSION procq UPDATE');
 is(sql($node, q{SELECT extversion FROM pg_extension WHERE extname = 'procq'}),
 	$current, "ALTER EXTENSION procq UPDATE reaches $current");
