@@ -418,8 +418,16 @@ kill_step(RunState *st, PQShellResult *result, int64_t now, int *wait_ms)
 			result->aborted = true;
 		if (result->timed_out || result->aborted)
 		{
-			signal_group(st->child.pid, st->kill_grace_ms > 0 ? SIGTERM : SIGKILL);
-			st->kill_stage = st->kill_grace_ms > 0 ? KILL_TERM_SENT : KILL_KILL_SENT;
+			/*
+			 * PQ_SHELL_STOP_NOW means no grace at all: a SIGTERM sent just
+			 * before the SIGKILL would reach a program whenever this process
+			 * is preempted between the two, and a program that traps it
+			 * would run its handler.
+			 */
+			bool		grace = st->kill_grace_ms > 0 && stop != PQ_SHELL_STOP_NOW;
+
+			signal_group(st->child.pid, grace ? SIGTERM : SIGKILL);
+			st->kill_stage = grace ? KILL_TERM_SENT : KILL_KILL_SENT;
 			st->term_at = now;
 		}
 	}
