@@ -419,8 +419,8 @@ COMMENT ON FUNCTION procq.parents(bigint) IS
 -- One row per workflow, from one range of jobs_workflow_idx per workflow
 -- (a query for one workflow_id reads only its jobs).  A security barrier:
 -- the view reads procq.jobs with its owner's rights, so it shows a role
--- only the workflows whose first job (once that is purged, earliest job) it
--- may act on, as cancel_workflow and workflow_dot require, and every
+-- only the workflows whose first job (id = workflow_id; once that is
+-- purged, the earliest remaining job) it may act on, as cancel_workflow and workflow_dot require, and every
 -- workflow to a role that may read procq.jobs itself (monitoring).
 CREATE VIEW procq.workflows WITH (security_barrier) AS
     SELECT w.workflow_id, f.task, w.jobs, w.todo, w.doing, w.succeeded,
@@ -430,7 +430,9 @@ CREATE VIEW procq.workflows WITH (security_barrier) AS
                 ELSE 'failed' END AS state,
            w.created_at,
            CASE WHEN w.todo + w.doing > 0 THEN NULL ELSE w.finished_at END AS finished_at
-    FROM (SELECT j.workflow_id, pg_catalog.min(j.id) AS first_id,
+    FROM (SELECT j.workflow_id,
+                 COALESCE(pg_catalog.min(j.id) FILTER (WHERE j.id = j.workflow_id),
+                          pg_catalog.min(j.id)) AS first_id,
                  pg_catalog.count(*) AS jobs,
                  pg_catalog.count(*) FILTER (WHERE j.status = 'todo') AS todo,
                  pg_catalog.count(*) FILTER (WHERE j.status = 'doing') AS doing,

@@ -84,10 +84,17 @@ static PQStatement stmt_insert_edges = PQ_STATEMENT(
 
 
 
-/* parents that are alone in a workflow of their own join the child's */
+/*
+ * Parents that are alone in a workflow of their own join the child's
+ * workflow $2, if they are newer than its first job (id > $2): the first
+ * job of a workflow stays its lowest id, and a workflow's access (which
+ * its first job's role decides, procq.workflows, workflow_dot,
+ * cancel_workflow) never moves to the role of an older job that joins it.
+ * An older lone parent keeps its own workflow.
+ */
 static PQStatement stmt_join_workflow = PQ_STATEMENT(
 	"UPDATE procq.jobs p SET workflow_id = $2"
-	" WHERE p.id = ANY($1) AND p.workflow_id = p.id AND p.workflow_id <> $2"
+	" WHERE p.id = ANY($1) AND p.workflow_id = p.id AND p.id > $2"
 	" AND NOT EXISTS (SELECT 1 FROM procq.jobs o"
 	"  WHERE o.workflow_id = p.id AND o.id <> p.id)",
 	2, INT8ARRAYOID, INT8OID);
@@ -296,7 +303,8 @@ check_no_cycle(int64 child, int64 *ids, int n)
  * that comes later finds the row locked and skips it (fetch uses SKIP
  * LOCKED), and once we commit the child waits for its new parents.  The
  * parents are locked FOR SHARE after it (pq_judge_new_parents), and parents
- * that are alone in a workflow of their own join the child's workflow.
+ * that are alone in a workflow of their own and newer than the child's
+ * workflow's first job join the child's workflow (stmt_join_workflow).
  */
 Datum
 procq_add_dependencies(PG_FUNCTION_ARGS)
