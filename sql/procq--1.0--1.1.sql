@@ -701,3 +701,8 @@ REVOKE ALL ON FUNCTION
     procq.workflow_dot(bigint),
     procq.parents(bigint)
 FROM PUBLIC;
+
+-- issue 9, review fixes: the comments of pending_parents and job_dependencies
+-- follow run_after (they still said 'succeeded' only).
+COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) the job still waits for: for run_after ''success'' those that have not succeeded, for ''completion'' and ''failure'' those that are not final (todo or doing)';
+COMMENT ON TABLE procq.job_dependencies IS 'job_id depends on depends_on: it runs once its parents have done what its run_after asks (''success'': all succeeded; ''completion'': all final; ''failure'': all final and one did not succeed)';

@@ -117,7 +117,7 @@ COMMENT ON TABLE procq.jobs IS 'procq jobs; create them with procq.defer or proc
 COMMENT ON COLUMN procq.jobs.priority IS 'higher runs first; ties run in id order';
 COMMENT ON COLUMN procq.jobs.lock IS 'at most one doing job per lock value; jobs sharing a lock start in id order';
 COMMENT ON COLUMN procq.jobs.queueing_lock IS 'at most one todo job per value';
-COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) that have not succeeded';
+COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) the job still waits for: for run_after ''success'' those that have not succeeded, for ''completion'' and ''failure'' those that are not final (todo or doing)';
 COMMENT ON COLUMN procq.jobs.lock_blocked IS 'an earlier job with the same lock is todo, or one is doing';
 COMMENT ON COLUMN procq.jobs.delayed IS 'scheduled_at was in the future when last checked; fetch_job clears it when due';
 COMMENT ON COLUMN procq.jobs.lease_expires_at IS 'a doing job whose lease ran out is put back by procq.recover_stalled';
@@ -132,7 +132,7 @@ CREATE TABLE procq.job_dependencies (
     -- the graph acyclic itself, under concurrency (src/dependencies.c).
     -- defer cannot close a cycle: its child is new, nothing depends on it.
 );
-COMMENT ON TABLE procq.job_dependencies IS 'job_id runs only after depends_on has succeeded';
+COMMENT ON TABLE procq.job_dependencies IS 'job_id depends on depends_on: it runs once its parents have done what its run_after asks (''success'': all succeeded; ''completion'': all final; ''failure'': all final and one did not succeed)';
 
 CREATE INDEX job_dependencies_depends_on_idx ON procq.job_dependencies (depends_on, job_id);
 
