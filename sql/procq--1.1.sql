@@ -117,7 +117,7 @@ COMMENT ON TABLE procq.jobs IS 'procq jobs; create them with procq.defer or proc
 COMMENT ON COLUMN procq.jobs.priority IS 'higher runs first; ties run in id order';
 COMMENT ON COLUMN procq.jobs.lock IS 'at most one doing job per lock value; jobs sharing a lock start in id order';
 COMMENT ON COLUMN procq.jobs.queueing_lock IS 'at most one todo job per value';
-COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) that have not succeeded';
+COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) the job still waits for: for run_after ''success'' those that have not succeeded, for ''completion'' and ''failure'' those that are not final (todo or doing)';
 COMMENT ON COLUMN procq.jobs.lock_blocked IS 'an earlier job with the same lock is todo, or one is doing';
 COMMENT ON COLUMN procq.jobs.delayed IS 'scheduled_at was in the future when last checked; fetch_job clears it when due';
 COMMENT ON COLUMN procq.jobs.lease_expires_at IS 'a doing job whose lease ran out is put back by procq.recover_stalled';
@@ -132,7 +132,7 @@ CREATE TABLE procq.job_dependencies (
     -- the graph acyclic itself, under concurrency (src/dependencies.c).
     -- defer cannot close a cycle: its child is new, nothing depends on it.
 );
-COMMENT ON TABLE procq.job_dependencies IS 'job_id runs only after depends_on has succeeded';
+COMMENT ON TABLE procq.job_dependencies IS 'job_id depends on depends_on: it runs once its parents have done what its run_after asks (''success'': all succeeded; ''completion'': all final; ''failure'': all final and one did not succeed)';
 
 CREATE INDEX job_dependencies_depends_on_idx ON procq.job_dependencies (depends_on, job_id);
 
@@ -419,24 +419,34 @@ COMMENT ON FUNCTION procq.parents(bigint) IS
 -- One row per workflow, from one range of jobs_workflow_idx per workflow
 -- (a query for one workflow_id reads only its jobs).  A security barrier:
 -- the view reads procq.jobs with its owner's rights, so it shows a role
--- only the workflows whose first job (once that is purged, earliest job) it
--- may act on, as cancel_workflow and workflow_dot require, and every
+-- only the workflows whose first job (id = workflow_id; once that is
+-- purged, the earliest remaining job) it may act on, as cancel_workflow and workflow_dot require, and every
 -- workflow to a role that may read procq.jobs itself (monitoring).
+-- skipped: jobs cancelled because their run_after condition could not hold
+-- (cancelled_by NULL and the error PQ_ALL_SUCCEEDED_ERROR of src/cascade.h,
+-- the same text); they do not make a workflow failed, but the jobs
+-- cancelled through them (cancelled_by set) do.
 CREATE VIEW procq.workflows WITH (security_barrier) AS
     SELECT w.workflow_id, f.task, w.jobs, w.todo, w.doing, w.succeeded,
            w.failed, w.cancelled,
            CASE WHEN w.todo + w.doing > 0 THEN 'running'
-                WHEN w.succeeded = w.jobs THEN 'succeeded'
+                WHEN w.succeeded + w.skipped = w.jobs THEN 'succeeded'
                 ELSE 'failed' END AS state,
            w.created_at,
-           CASE WHEN w.todo + w.doing > 0 THEN NULL ELSE w.finished_at END AS finished_at
-    FROM (SELECT j.workflow_id, pg_catalog.min(j.id) AS first_id,
+           CASE WHEN w.todo + w.doing > 0 THEN NULL ELSE w.finished_at END AS finished_at,
+           w.skipped
+    FROM (SELECT j.workflow_id,
+                 COALESCE(pg_catalog.min(j.id) FILTER (WHERE j.id = j.workflow_id),
+                          pg_catalog.min(j.id)) AS first_id,
                  pg_catalog.count(*) AS jobs,
                  pg_catalog.count(*) FILTER (WHERE j.status = 'todo') AS todo,
                  pg_catalog.count(*) FILTER (WHERE j.status = 'doing') AS doing,
                  pg_catalog.count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded,
                  pg_catalog.count(*) FILTER (WHERE j.status = 'failed') AS failed,
                  pg_catalog.count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled,
+                 pg_catalog.count(*) FILTER (WHERE j.status = 'cancelled'
+                                               AND j.cancelled_by IS NULL
+                                               AND j.error = 'all its parents succeeded') AS skipped,
                  pg_catalog.min(j.created_at) AS created_at,
                  pg_catalog.max(j.finished_at) AS finished_at
           FROM procq.jobs j
@@ -445,7 +455,7 @@ CREATE VIEW procq.workflows WITH (security_barrier) AS
     WHERE pg_catalog.pg_has_role(f.deferred_by, 'USAGE')
        OR pg_catalog.has_table_privilege('procq.jobs'::pg_catalog.regclass, 'SELECT');
 COMMENT ON VIEW procq.workflows IS
-    'one row per workflow: job counts per status, state (running, succeeded, failed), created_at, finished_at';
+    'one row per workflow: job counts per status, state (running; succeeded when every job succeeded or was skipped; else failed), created_at, finished_at, skipped (jobs cancelled because their run_after condition could not hold: a ''failure'' step whose parents all succeeded; also counted in cancelled; jobs cancelled through a skipped one count against success)';
 
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)

@@ -20,7 +20,10 @@ extern void pq_revive_descendants(int64 root);
 extern void pq_cancel_not_needed(PQIdList *ids);
 extern void pq_parents_reopened(PQIdList *parents);
 
-/* The error of a 'failure' job cancelled because all its parents succeeded. */
+/*
+ * The error of a 'failure' job cancelled because all its parents succeeded.
+ * The view procq.workflows names the same text (its skipped column).
+ */
 #define PQ_ALL_SUCCEEDED_ERROR "all its parents succeeded"
 
 

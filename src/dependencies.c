@@ -18,7 +18,13 @@
  *	- the procq lock of the child's lock queue, if it has a lock value (a
  *	  child cancelled here moves its lock queue along);
  *	- the child's row FOR UPDATE;
- *	- the new parents' rows FOR SHARE, in id order.
+ *	- the new parents' rows FOR SHARE, in id order;
+ *	- those of them that may join the child's workflow FOR UPDATE, in id
+ *	  order (stmt_lock_joiners: waits for a defer into their workflow).
+ *	  Upgrading a shared lock can deadlock with a transaction that holds
+ *	  one of them FOR SHARE (a defer naming it) and waits for a row we
+ *	  hold (the child, or another parent): PostgreSQL aborts one with
+ *	  40P01, nothing is left half done, the caller retries.
  *
  * The cost of the first: calls of add_dependencies in one database run one
  * at a time (each holds the lock until it commits), whatever jobs they
@@ -84,10 +90,32 @@ static PQStatement stmt_insert_edges = PQ_STATEMENT(
 
 
 
-/* parents that are alone in a workflow of their own join the child's */
+/*
+ * Parents that are alone in a workflow of their own join the child's
+ * workflow $2, if they are newer than its first job (id > $2): the first
+ * job of a workflow stays its lowest id, and a workflow's access (which
+ * its first job's role decides, procq.workflows, workflow_dot,
+ * cancel_workflow) never moves to the role of an older job that joins it.
+ * An older lone parent keeps its own workflow.
+ *
+ * Two statements, so that the second sees what the first waited for:
+ * stmt_lock_joiners locks the candidates FOR UPDATE, in id order (they
+ * are held FOR SHARE by us already, pq_judge_new_parents); a concurrent
+ * defer(workflow_id => P) holds P FOR SHARE until it commits, so this
+ * waits for it.  stmt_join_workflow then runs with a snapshot of its own,
+ * taken after the wait, and sees the job that defer put into P's workflow:
+ * P is not alone any more and stays.  A defer that comes later waits for
+ * our lock and then finds P in another workflow (P0002).
+ */
+static PQStatement stmt_lock_joiners = PQ_STATEMENT(
+	"SELECT id FROM procq.jobs"
+	" WHERE id = ANY($1) AND workflow_id = id AND id > $2"
+	" ORDER BY id FOR UPDATE",
+	2, INT8ARRAYOID, INT8OID);
+
 static PQStatement stmt_join_workflow = PQ_STATEMENT(
 	"UPDATE procq.jobs p SET workflow_id = $2"
-	" WHERE p.id = ANY($1) AND p.workflow_id = p.id AND p.workflow_id <> $2"
+	" WHERE p.id = ANY($1) AND p.workflow_id = p.id AND p.id > $2"
 	" AND NOT EXISTS (SELECT 1 FROM procq.jobs o"
 	"  WHERE o.workflow_id = p.id AND o.id <> p.id)",
 	2, INT8ARRAYOID, INT8OID);
@@ -296,7 +324,8 @@ check_no_cycle(int64 child, int64 *ids, int n)
  * that comes later finds the row locked and skips it (fetch uses SKIP
  * LOCKED), and once we commit the child waits for its new parents.  The
  * parents are locked FOR SHARE after it (pq_judge_new_parents), and parents
- * that are alone in a workflow of their own join the child's workflow.
+ * that are alone in a workflow of their own and newer than the child's
+ * workflow's first job join the child's workflow (stmt_join_workflow).
  */
 Datum
 procq_add_dependencies(PG_FUNCTION_ARGS)
@@ -376,7 +405,8 @@ procq_add_dependencies(PG_FUNCTION_ARGS)
 
 	v[0] = pq_int8_array(ids, n);
 	v[1] = Int64GetDatum(workflow_id);
-	(void) pq_exec(&stmt_join_workflow, v, NULL, 0);
+	if (pq_exec(&stmt_lock_joiners, v, NULL, 0) > 0)
+		(void) pq_exec(&stmt_join_workflow, v, NULL, 0);
 
 	pq_finish();
 	PG_RETURN_INT32(n);

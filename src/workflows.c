@@ -58,13 +58,20 @@ static PQStatement stmt_parents_workflow = PQ_STATEMENT(
 	1, INT8ARRAYOID);
 
 /*
- * The earliest job of workflow $1 (its first one, unless that was purged),
- * and whether role $2 may read procq.jobs anyway.
+ * The first job of workflow $1 (id = workflow_id; once that was purged, the
+ * earliest remaining job), and whether role $2 may read procq.jobs anyway.
+ * The first job decides, not the lowest id: a job with a lower id that got
+ * into the workflow somehow (a DBA's update, data of an older build) must
+ * not hand the workflow to its own role.  The Append stops at its first
+ * row: the primary key's lookup, else one row of jobs_workflow_idx.
  */
 static PQStatement stmt_workflow_first = PQ_STATEMENT(
 	"SELECT id, deferred_by,"
 	" pg_catalog.has_table_privilege($2, 'procq.jobs'::pg_catalog.regclass, 'SELECT')"
-	" FROM procq.jobs WHERE workflow_id = $1 ORDER BY id LIMIT 1",
+	" FROM ((SELECT id, deferred_by FROM procq.jobs WHERE id = $1 AND workflow_id = $1)"
+	"  UNION ALL"
+	"  (SELECT id, deferred_by FROM procq.jobs WHERE workflow_id = $1 ORDER BY id LIMIT 1)) f"
+	" LIMIT 1",
 	2, INT8OID, OIDOID);
 
 /* the jobs of workflow $1 that cancel_workflow may change */
@@ -186,8 +193,8 @@ pq_parents_workflow(Datum parents_array)
 
 /*
  * require_workflow_access raises P0002 when workflow workflow_id has no
- * job, and 42501 unless the current user may act on its earliest job or
- * may read procq.jobs (what the view procq.workflows shows it).  The
+ * job, and 42501 unless the current user may act on its first job (see
+ * stmt_workflow_first) or may read procq.jobs (what the view procq.workflows shows it).  The
  * caller has connected SPI.
  */
 static void

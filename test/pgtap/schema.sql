@@ -60,7 +60,7 @@ SELECT columns_are('procq', 'worker_status',
 SELECT has_view('procq', 'workflows', 'view procq.workflows exists');
 SELECT columns_are('procq', 'workflows',
     ARRAY['workflow_id', 'task', 'jobs', 'todo', 'doing', 'succeeded', 'failed', 'cancelled',
-          'state', 'created_at', 'finished_at'],
+          'state', 'created_at', 'finished_at', 'skipped'],
     'procq.workflows has the documented columns');
 SELECT is(
     (SELECT reloptions::text COLLATE "default" FROM pg_class WHERE oid = 'procq.workflows'::regclass),

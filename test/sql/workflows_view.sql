@@ -1,6 +1,9 @@
 -- workflows_view.sql: procq.workflows, one row per workflow (issue 9).
 --  - Job counts per status; state running while a job is todo or doing,
---    else succeeded when every job succeeded, else failed; created_at the
+--    else succeeded when every job succeeded or was skipped (a job
+--    cancelled because its run_after condition could not hold: a
+--    'failure' step whose parents all succeeded), else failed; a job
+--    cancelled through a skipped one counts against success; created_at the
 --    earliest job's, finished_at the latest's (NULL while running); task
 --    the first job's.
 --  - Access: the view reads procq.jobs with its owner's rights, so it
@@ -36,7 +39,7 @@ END $$;
 CREATE VIEW pg_temp.wf AS
     SELECT workflow_id, task, jobs, todo, doing, succeeded, failed, cancelled, state,
            created_at IS NOT NULL AS has_created, finished_at IS NOT NULL AS has_finished,
-           finished_at >= created_at AS finished_after_created
+           finished_at >= created_at AS finished_after_created, skipped
     FROM procq.workflows;
 
 -- workflow 1: a -> b -> c, all succeed
@@ -68,6 +71,30 @@ SELECT * FROM pg_temp.wf WHERE workflow_id = :w2;
 SELECT procq.defer('lonely') AS w3 \gset
 SELECT procq.cancel_job(:w3);
 SELECT * FROM pg_temp.wf WHERE workflow_id = :w3;
+
+-- workflow 4: an alert step ('failure') that was not needed: its parent
+-- succeeded, so it is cancelled with 'all its parents succeeded' (skipped),
+-- and the workflow succeeded
+SELECT job_id AS w4 FROM procq.defer_workflow('[
+    {"key": "s", "task": "skip-s"},
+    {"key": "alert", "task": "skip-alert", "run_after": "failure", "depends_on": ["s"]}]')
+    WHERE key = 's' \gset
+SELECT pg_temp.fetch_finish('skip-s', 'succeeded') = :w4 AS s;
+SELECT state, jobs, succeeded, cancelled FROM procq.workflows WHERE workflow_id = :w4;
+SELECT skipped FROM procq.workflows WHERE workflow_id = :w4;
+
+-- workflow 5: the same, but a 'success' child of the alert step, cancelled
+-- through it (cancelled_by = the alert), counts against success: failed
+SELECT job_id AS w5 FROM procq.defer_workflow('[
+    {"key": "s", "task": "skip2-s"},
+    {"key": "alert", "task": "skip2-alert", "run_after": "failure", "depends_on": ["s"]},
+    {"key": "page", "task": "skip2-page", "depends_on": ["alert"]}]')
+    WHERE key = 's' \gset
+SELECT pg_temp.fetch_finish('skip2-s', 'succeeded') = :w5 AS s;
+SELECT task, status, cancelled_by - :w5 AS cancelled_by, error FROM procq.jobs
+WHERE workflow_id = :w5 ORDER BY id;
+SELECT state, jobs, succeeded, cancelled FROM procq.workflows WHERE workflow_id = :w5;
+SELECT skipped FROM procq.workflows WHERE workflow_id = :w5;
 
 -- all rows, one per workflow
 SELECT workflow_id - :w1 AS w, task, jobs, state FROM procq.workflows ORDER BY workflow_id;

@@ -189,15 +189,16 @@ for my $name (qw(bad good))
 my $bad_wf = sql($node, "SELECT workflow_id FROM procq.jobs WHERE id = $id{bad}{extract}");
 my $good_wf = sql($node, "SELECT workflow_id FROM procq.jobs WHERE id = $id{good}{extract}");
 is($bad_wf, $id{bad}{extract}, 'workflow bad: its id is that of its first job');
-is( sql($node, "SELECT format('%s %s/%s/%s/%s/%s %s', state, todo, doing, succeeded, failed, cancelled,
-                              finished_at IS NOT NULL AND finished_at >= created_at)
+is( sql($node, "SELECT format('%s %s/%s/%s/%s/%s/%s %s', state, todo, doing, succeeded, failed, cancelled,
+                              skipped, finished_at IS NOT NULL AND finished_at >= created_at)
                   FROM procq.workflows WHERE workflow_id = $bad_wf"),
-	'failed 0/0/4/1/1 t', 'procq.workflows: bad is failed, 4 succeeded, 1 failed, 1 cancelled, finished');
-is( sql($node, "SELECT format('%s %s/%s/%s/%s/%s %s', state, todo, doing, succeeded, failed, cancelled,
-                              finished_at IS NOT NULL AND finished_at >= created_at)
+	'failed 0/0/4/1/1/0 t',
+	'procq.workflows: bad is failed, 4 succeeded, 1 failed, 1 cancelled, none skipped, finished');
+is( sql($node, "SELECT format('%s %s/%s/%s/%s/%s/%s %s', state, todo, doing, succeeded, failed, cancelled,
+                              skipped, finished_at IS NOT NULL AND finished_at >= created_at)
                   FROM procq.workflows WHERE workflow_id = $good_wf"),
-	'failed 0/0/5/0/1 t',
-	'procq.workflows: good has 5 succeeded and its alert cancelled (not every job succeeded: failed)');
+	'succeeded 0/0/5/0/1/1 t',
+	'procq.workflows: good has 5 succeeded and its alert skipped (cancelled, all its parents succeeded): succeeded');
 
 # --- workflow_dot: every job a node, every edge there with its condition.
 my $dot = sql($node, "SELECT procq.workflow_dot($bad_wf)");
