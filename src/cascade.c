@@ -63,7 +63,13 @@ static PQStatement stmt_lock_children = PQ_STATEMENT(
 /*
  * The same for one child: parameters that are not arrays get a generic
  * plan after a few calls, so a chain or a fan-in is not planned per job.
+ * Up to PQ_FEW_CHILDREN children are locked and released one by one with
+ * these: a statement with an array parameter is planned for each call,
+ * which costs more than a few lookups by primary key (a fan-in with a
+ * clean-up step has two children per parent, the join and the clean-up).
  */
+#define PQ_FEW_CHILDREN 4
+
 static PQStatement stmt_lock_child = PQ_STATEMENT(
 	"SELECT id FROM procq.jobs WHERE id = $1 FOR NO KEY UPDATE",
 	1, INT8OID);
@@ -354,32 +360,38 @@ children_of(PQIdList *parents, Datum *children, Datum *their_parents)
 static void
 release_children_by(PQIdList *kids, int32 n, PQIdList *not_needed)
 {
-	Datum		r[2];
-	int			nrows;
 	List	   *queues = NIL;
 	bool		v11 = pq_schema_has_workflows();
-	PQStatement *stmt;
+	bool		one_by_one = kids->n <= PQ_FEW_CHILDREN;
+	int			nstmts = one_by_one ? kids->n : 1;
 
-	r[0] = kids->n == 1 ? Int64GetDatum(kids->ids[0])
-		: pq_int8_array(kids->ids, kids->n);
-	r[1] = Int32GetDatum(n);
-	if (kids->n == 1)
-		stmt = v11 ? &stmt_release_child : &stmt_release_child_1_0;
-	else
-		stmt = v11 ? &stmt_release_children : &stmt_release_children_1_0;
-	nrows = pq_exec(stmt, r, NULL, 0);
-	for (int i = 0; i < nrows; i++)
+	for (int k = 0; k < nstmts; k++)
 	{
-		bool		isnull;
+		Datum		r[2];
+		int			nrows;
+		PQStatement *stmt;
 
-		if (DatumGetBool(pq_get_attr(i, 2, &isnull)))
-			queues = list_append_unique(queues, makeString(pq_get_text(i, 1)));
-		if (DatumGetBool(pq_get_attr(i, 3, &isnull)))
-			pq_idlist_add(not_needed, DatumGetInt64(pq_get_attr(i, 4, &isnull)));
+		r[0] = one_by_one ? Int64GetDatum(kids->ids[k])
+			: pq_int8_array(kids->ids, kids->n);
+		r[1] = Int32GetDatum(n);
+		if (one_by_one)
+			stmt = v11 ? &stmt_release_child : &stmt_release_child_1_0;
+		else
+			stmt = v11 ? &stmt_release_children : &stmt_release_children_1_0;
+		nrows = pq_exec(stmt, r, NULL, 0);
+		for (int i = 0; i < nrows; i++)
+		{
+			bool		isnull;
+
+			if (DatumGetBool(pq_get_attr(i, 2, &isnull)))
+				queues = list_append_unique(queues, makeString(pq_get_text(i, 1)));
+			if (DatumGetBool(pq_get_attr(i, 3, &isnull)))
+				pq_idlist_add(not_needed, DatumGetInt64(pq_get_attr(i, 4, &isnull)));
+		}
+		SPI_freetuptable(SPI_tuptable);
+		if (!one_by_one)
+			pfree(DatumGetPointer(r[0]));
 	}
-	SPI_freetuptable(SPI_tuptable);
-	if (kids->n > 1)
-		pfree(DatumGetPointer(r[0]));
 	for (int i = 0; i < list_length(queues); i++)
 		pq_notify_ready(strVal(list_nth(queues, i)));
 }
@@ -464,17 +476,20 @@ pq_release_children_of(PQIdList *parents)
 	}
 	pfree(pairs);
 
-	if (nkids == 1)
-	{
-		v[0] = Int64GetDatum(kids[0]);
-		(void) pq_exec(&stmt_lock_child, v, NULL, 0);
-	}
+	/* in id order either way (the pairs are sorted by child) */
+	if (nkids <= PQ_FEW_CHILDREN)
+		for (int i = 0; i < nkids; i++)
+		{
+			v[0] = Int64GetDatum(kids[i]);
+			(void) pq_exec(&stmt_lock_child, v, NULL, 0);
+			SPI_freetuptable(SPI_tuptable);
+		}
 	else
 	{
 		v[0] = pq_int8_array(kids, nkids);
 		(void) pq_exec(&stmt_lock_children, v, NULL, 0);
+		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_freetuptable(SPI_tuptable);
 
 	for (int32 c = 1; c <= max_count; c++)
 	{
