@@ -4,20 +4,20 @@
 # a 'main' cluster that the postgresql package sets up is left alone.
 #
 #   scripts/deps.sh          build, test and demo
-#   scripts/deps.sh bench    and, for make bench, Debian's nodejs and npm
-#                            when there is no `node` or `npm` at all (the
-#                            peers, bench/peers/, run on node 18 and 20)
+#   scripts/deps.sh bench    the same (the peers, bench/peers/, run on the
+#                            same node, 18 or 20, as the Node client)
 #   scripts/deps.sh stress   and the tools make stress runs (test/stress/)
 set -euo pipefail
 
+# The Python client's tests need psycopg 3 and pytest, the Node client's
+# node and npm (Debian's, when there is no `node` or `npm` at all), the
+# periodic workflow test pg_cron.
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
-    libipc-run-perl graphviz make gcc)
-if [[ ${1:-} == bench ]]; then
-    command -v node >/dev/null || packages+=(nodejs)
-    command -v npm >/dev/null || packages+=(npm)
-fi
+    postgresql-15-cron libipc-run-perl graphviz make gcc
+    python3-psycopg python3-pytest)
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 if [[ ${1:-} == stress ]]; then
-    packages+=(python3-psycopg)
     packages+=(sqlsmith)
     packages+=(cppcheck)
     packages+=(clang-tidy)

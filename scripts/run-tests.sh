@@ -9,6 +9,15 @@
 #
 #   scripts/run-tests.sh [TAP-TEST...]   only the given test/t/*.pl files
 #   PQ_NO_TAP=1 scripts/run-tests.sh     everything but the TAP tests
+#   PQ_ONLY_EXT=1 scripts/run-tests.sh [SUITE...]
+#                                        only the suites of test/ext/ (all, or
+#                                        the given test/ext/*.sh files)
+#
+# The suites of test/ext/*.sh (the clients, the command line, the docs'
+# examples) run after pgTAP, on the same cluster, each with a database of
+# its own where procq is installed: PGHOST, PGPORT, PGUSER (postgres) and
+# PGDATABASE name it, PQ_PGBIN the PostgreSQL bin dir, PQ_CLUSTER_LOG the
+# server log.  A suite passes when it exits 0; each counts as one test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/cluster.sh
@@ -110,6 +119,30 @@ run_tap_tests() {
     fi
 }
 
+# Run each suite of test/ext/ (see the header) in a database of its own.
+run_ext_suites() {
+    local f db rc
+    header "suites: test/ext/*.sh"
+    (($#)) || { echo "no suites, skipped"; return; }
+    for f in "$@"; do
+        echo "---- $f"
+        db=$(dbname ext "$f")
+        rc=0
+        if pq_createdb "$db" procq; then
+            PGDATABASE=$db timeout 900 bash "$f" </dev/null || rc=$?
+        else
+            rc=1
+        fi
+        if ((rc == 0)); then
+            pass
+        else
+            ((rc == 124)) && echo "---- $f: timed out after 900 s"
+            echo "---- $f: FAILED (exit $rc)"
+            fail "ext/${f##*/}"
+        fi
+    done
+}
+
 # Print the failures and the closing line; exit 1 if anything failed.
 summary() {
     header "summary"
@@ -118,6 +151,14 @@ summary() {
     ((failed == 0)) || exit 1
     exit 0
 }
+
+# Suites of test/ext/ only.
+if [[ -n ${PQ_ONLY_EXT:-} ]]; then
+    pq_cluster_start
+    if (($#)); then run_ext_suites "$@"; else run_ext_suites test/ext/*.sh; fi
+    pq_cluster_stop
+    summary
+fi
 
 # TAP tests only, when named on the command line.
 if (($#)); then
@@ -155,6 +196,7 @@ for f in "${tap_files[@]}"; do
         fail "pgtap/${f##*/}"
     fi
 done
+run_ext_suites test/ext/*.sh
 if grep -E 'PANIC|terminated by signal' "$PQ_CLUSTER_LOG"; then
     echo "(server log lines above: a backend crashed or was killed during the tests)"
 fi
