@@ -207,6 +207,26 @@ SELECT pg_catalog.pg_extension_config_dump('procq.handlers', '');
 SELECT pg_catalog.pg_extension_config_dump('procq.job_dependencies', '');
 SELECT pg_catalog.pg_extension_config_dump('procq.jobs_id_seq', '');
 
+-- issue 10, cron: the ticks of schedules that deferred a workflow, one row
+-- per role and tick (procq.defer_workflow_once, C: src/ticks.c).  The
+-- row and the workflow's jobs are inserted in one statement, so a tick
+-- never defers twice, whatever runs its command again.  Dumped by pg_dump,
+-- so that a restored database does not defer today's tick again.
+CREATE TABLE procq.workflow_ticks (
+    deferred_by regrole NOT NULL,
+    tick        text NOT NULL,
+    workflow_id bigint,
+    deferred_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (deferred_by, tick),
+    CONSTRAINT workflow_ticks_tick_valid
+        CHECK (tick <> '' AND pg_catalog.length(tick) <= 255)
+);
+COMMENT ON TABLE procq.workflow_ticks IS
+    'ticks of schedules that procq.defer_workflow_once deferred, per role: a tick listed here defers nothing again; delete rows of ticks that cannot come again';
+COMMENT ON COLUMN procq.workflow_ticks.workflow_id IS
+    'the workflow the tick deferred (NULL: a row inserted by hand, to skip the tick)';
+SELECT pg_catalog.pg_extension_config_dump('procq.workflow_ticks', '');
+
 ------------------------------------------------------------------------------
 -- SQL API (C: src/defer.c, src/workflow.c, src/fetch.c, src/lifecycle.c)
 ------------------------------------------------------------------------------
@@ -457,6 +477,16 @@ CREATE VIEW procq.workflows WITH (security_barrier) AS
 COMMENT ON VIEW procq.workflows IS
     'one row per workflow: job counts per status, state (running; succeeded when every job succeeded or was skipped; else failed), created_at, finished_at, skipped (jobs cancelled because their run_after condition could not hold: a ''failure'' step whose parents all succeeded; also counted in cancelled; jobs cancelled through a skipped one count against success)';
 
+-- issue 10, cron: a workflow deferred at most once per tick of a schedule
+-- (C: src/ticks.c)
+CREATE FUNCTION procq.defer_workflow_once(tick text, steps jsonb, workflow_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer_workflow_once';
+COMMENT ON FUNCTION procq.defer_workflow_once(text, jsonb, bigint) IS
+    'defer_workflow, unless the calling role deferred this tick before: returns the workflow id, or NULL when the tick was deferred already';
+
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)
 ------------------------------------------------------------------------------
@@ -597,7 +627,7 @@ CREATE TRIGGER jobs_workflow_default
 ------------------------------------------------------------------------------
 
 REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies, procq.handlers,
-    procq.worker_status, procq.workflows FROM PUBLIC;
+    procq.worker_status, procq.workflows, procq.workflow_ticks FROM PUBLIC;
 REVOKE ALL ON SEQUENCE procq.jobs_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint),
@@ -631,6 +661,7 @@ REVOKE ALL ON FUNCTION
     procq.add_dependencies(bigint, bigint[]),
     procq.cancel_workflow(bigint, boolean),
     procq.workflow_dot(bigint),
-    procq.parents(bigint)
+    procq.parents(bigint),
+    procq.defer_workflow_once(text, jsonb, bigint)
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;
