@@ -803,3 +803,32 @@ REVOKE ALL ON FUNCTION
     procq.job_events_record(),
     procq.job_events_forget()
 FROM PUBLIC;
+
+-- issue 10, cron: procq.workflow_ticks and procq.defer_workflow_once, a
+-- workflow deferred at most once per tick of a schedule (pg_cron; C:
+-- src/ticks.c).
+CREATE TABLE procq.workflow_ticks (
+    deferred_by regrole NOT NULL,
+    tick        text NOT NULL,
+    workflow_id bigint,
+    deferred_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (deferred_by, tick),
+    CONSTRAINT workflow_ticks_tick_valid
+        CHECK (tick <> '' AND pg_catalog.length(tick) <= 255)
+);
+COMMENT ON TABLE procq.workflow_ticks IS
+    'ticks of schedules that procq.defer_workflow_once deferred, per role: a tick listed here defers nothing again; delete rows of ticks that cannot come again';
+COMMENT ON COLUMN procq.workflow_ticks.workflow_id IS
+    'the workflow the tick deferred (NULL: a row inserted by hand, to skip the tick)';
+SELECT pg_catalog.pg_extension_config_dump('procq.workflow_ticks', '');
+
+CREATE FUNCTION procq.defer_workflow_once(tick text, steps jsonb, workflow_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer_workflow_once';
+COMMENT ON FUNCTION procq.defer_workflow_once(text, jsonb, bigint) IS
+    'defer_workflow, unless the calling role deferred this tick before: returns the workflow id, or NULL when the tick was deferred already';
+
+REVOKE ALL ON TABLE procq.workflow_ticks FROM PUBLIC;
+REVOKE ALL ON FUNCTION procq.defer_workflow_once(text, jsonb, bigint) FROM PUBLIC;

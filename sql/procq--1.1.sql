@@ -242,6 +242,26 @@ CREATE INDEX job_events_job_idx ON procq.job_events (job_id, id);
 SELECT pg_catalog.pg_extension_config_dump('procq.job_events', '');
 SELECT pg_catalog.pg_extension_config_dump('procq.job_events_id_seq', '');
 
+-- issue 10, cron: the ticks of schedules that deferred a workflow, one row
+-- per role and tick (procq.defer_workflow_once, C: src/ticks.c).  The
+-- row and the workflow's jobs are inserted in one statement, so a tick
+-- never defers twice, whatever runs its command again.  Dumped by pg_dump,
+-- so that a restored database does not defer today's tick again.
+CREATE TABLE procq.workflow_ticks (
+    deferred_by regrole NOT NULL,
+    tick        text NOT NULL,
+    workflow_id bigint,
+    deferred_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (deferred_by, tick),
+    CONSTRAINT workflow_ticks_tick_valid
+        CHECK (tick <> '' AND pg_catalog.length(tick) <= 255)
+);
+COMMENT ON TABLE procq.workflow_ticks IS
+    'ticks of schedules that procq.defer_workflow_once deferred, per role: a tick listed here defers nothing again; delete rows of ticks that cannot come again';
+COMMENT ON COLUMN procq.workflow_ticks.workflow_id IS
+    'the workflow the tick deferred (NULL: a row inserted by hand, to skip the tick)';
+SELECT pg_catalog.pg_extension_config_dump('procq.workflow_ticks', '');
+
 ------------------------------------------------------------------------------
 -- SQL API (C: src/defer.c, src/workflow.c, src/fetch.c, src/lifecycle.c)
 ------------------------------------------------------------------------------
@@ -512,6 +532,16 @@ AS 'MODULE_PATHNAME', 'procq_release_job';
 COMMENT ON FUNCTION procq.release_job(bigint, integer) IS
     'hand a doing job (in attempt, if given) back to todo at once, its attempt not counted; failed instead when another todo job took its queueing_lock';
 
+-- issue 10, cron: a workflow deferred at most once per tick of a schedule
+-- (C: src/ticks.c)
+CREATE FUNCTION procq.defer_workflow_once(tick text, steps jsonb, workflow_id bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_defer_workflow_once';
+COMMENT ON FUNCTION procq.defer_workflow_once(text, jsonb, bigint) IS
+    'defer_workflow, unless the calling role deferred this tick before: returns the workflow id, or NULL when the tick was deferred already';
+
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)
 ------------------------------------------------------------------------------
@@ -690,7 +720,7 @@ CREATE TRIGGER jobs_events_truncated
 ------------------------------------------------------------------------------
 
 REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies, procq.handlers,
-    procq.worker_status, procq.workflows, procq.job_events FROM PUBLIC;
+    procq.worker_status, procq.workflows, procq.job_events, procq.workflow_ticks FROM PUBLIC;
 REVOKE ALL ON SEQUENCE procq.jobs_id_seq, procq.job_events_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint),
@@ -728,6 +758,7 @@ REVOKE ALL ON FUNCTION
     procq.release_job(bigint, integer),
     procq.job_history(bigint),
     procq.job_events_record(),
-    procq.job_events_forget()
+    procq.job_events_forget(),
+    procq.defer_workflow_once(text, jsonb, bigint)
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

@@ -7,7 +7,8 @@
  * a layer, one way (no two files call each other):
  *
  *	entry			procq.c (module magic, _PG_init)
- *	SQL API			workflow.c, handlers.c, triggers.c, get_job.c (and the SQL
+ *	SQL API			workflow.c, ticks.c (defer_workflow_once, through
+ *					workflow.c), handlers.c, triggers.c, get_job.c (and the SQL
  *					functions of the domain files below)
  *	workers			launcher.c, worker.c, run_sql.c, run_shell.c, orphans.c,
  *					crash.c, worker_jobs.c, retention.c

@@ -25,6 +25,7 @@
 #include "args.h"
 #include "defer.h"
 #include "spi_exec.h"
+#include "workflow.h"
 #include "workflows.h"
 
 PG_FUNCTION_INFO_V1(procq_defer_workflow);
@@ -413,21 +414,19 @@ topological_order(Step *steps, int nsteps)
 }
 
 /*
- * procq.defer_workflow(steps jsonb, workflow_id bigint)
- *	 returns table (key text, job_id bigint)
- *
- * steps is an array of objects, each with "key", "task" and any of defer's
- * optional fields; "depends_on" may name other steps' keys and existing job
- * ids.  Returns each step's key and job id, in the order of the steps.
- * All steps go into one workflow: a new one, named by the id of its first
- * job, or workflow_id, an existing one (procq 1.0's declaration has no
- * workflow_id, and its table no workflows).
+ * pq_defer_workflow inserts the steps of json (an array of step objects,
+ * see procq.defer_workflow below) as one workflow: workflow_id's, or a
+ * new one when workflow_id is PQ_WORKFLOW_OF_BATCH.  Sets *nsteps, and
+ * *keys and *job_ids (palloc'd, in the order of the steps); returns the
+ * id of the workflow the jobs joined (for a new one, its first job's id),
+ * or 0 when there were no steps.  Connects SPI itself; any error aborts
+ * the statement, so the steps are inserted whole or not at all.
+ * procq.defer_workflow_once (src/ticks.c) defers through it too.
  */
-Datum
-procq_defer_workflow(PG_FUNCTION_ARGS)
+int64
+pq_defer_workflow(Jsonb *json, int64 workflow_id, int *nsteps_out,
+				  char ***keys_out, int64 **job_ids_out)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Jsonb	   *json;
 	int			nsteps;
 	Step	   *steps;
 	int		   *order;
@@ -435,18 +434,9 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 	PQBatchJob *batch;
 	StepContext ctx = {0};
 	ErrorContextCallback errcallback;
-	int64		workflow_id;
+	char	  **keys;
+	int64	   *job_ids;
 
-	InitMaterializedSRF(fcinfo, 0);
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("steps must not be null")));
-	json = PG_GETARG_JSONB_P(0);
-	workflow_id = PQ_WORKFLOW_OF_BATCH;
-	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
-		workflow_id = pq_workflow_arg(PG_GETARG_INT64(1));
 	if (!JB_ROOT_IS_ARRAY(json) || JB_ROOT_IS_SCALAR(json))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -506,13 +496,59 @@ procq_defer_workflow(PG_FUNCTION_ARGS)
 	for (int o = 0; o < nsteps; o++)
 		steps[order[o]].job_id = batch[o].id;
 
+	keys = palloc(sizeof(char *) * Max(nsteps, 1));
+	job_ids = palloc(sizeof(int64) * Max(nsteps, 1));
+	for (int i = 0; i < nsteps; i++)
+	{
+		keys[i] = steps[i].key;
+		job_ids[i] = steps[i].job_id;
+	}
+	*nsteps_out = nsteps;
+	*keys_out = keys;
+	*job_ids_out = job_ids;
+	if (nsteps == 0)
+		return 0;
+	return workflow_id == PQ_WORKFLOW_OF_BATCH ? batch[0].id : workflow_id;
+}
+
+/*
+ * procq.defer_workflow(steps jsonb, workflow_id bigint)
+ *	 returns table (key text, job_id bigint)
+ *
+ * steps is an array of objects, each with "key", "task" and any of defer's
+ * optional fields; "depends_on" may name other steps' keys and existing job
+ * ids.  Returns each step's key and job id, in the order of the steps.
+ * All steps go into one workflow: a new one, named by the id of its first
+ * job, or workflow_id, an existing one (procq 1.0's declaration has no
+ * workflow_id, and its table no workflows).
+ */
+Datum
+procq_defer_workflow(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		workflow_id;
+	int			nsteps;
+	char	  **keys;
+	int64	   *job_ids;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("steps must not be null")));
+	workflow_id = PQ_WORKFLOW_OF_BATCH;
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+		workflow_id = pq_workflow_arg(PG_GETARG_INT64(1));
+	(void) pq_defer_workflow(PG_GETARG_JSONB_P(0), workflow_id, &nsteps, &keys, &job_ids);
+
 	for (int i = 0; i < nsteps; i++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
-		values[0] = CStringGetTextDatum(steps[i].key);
-		values[1] = Int64GetDatum(steps[i].job_id);
+		values[0] = CStringGetTextDatum(keys[i]);
+		values[1] = Int64GetDatum(job_ids[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 

@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(144);
+SELECT plan(148);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -26,7 +26,7 @@ SELECT functions_are('procq', ARRAY[
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
     'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default',
     'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents',
-    'release_job'],
+    'release_job', 'defer_workflow_once'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
@@ -117,6 +117,10 @@ SELECT has_function('procq', 'add_dependencies', ARRAY['bigint', 'bigint[]'],
     'procq.add_dependencies(bigint, bigint[]) exists');
 SELECT function_returns('procq', 'add_dependencies', ARRAY['bigint', 'bigint[]'], 'integer',
     'procq.add_dependencies returns integer (the number of dependency rows added)');
+SELECT has_function('procq', 'defer_workflow_once', ARRAY['text', 'jsonb', 'bigint'],
+    'procq.defer_workflow_once(text, jsonb, bigint) exists');
+SELECT function_returns('procq', 'defer_workflow_once', ARRAY['text', 'jsonb', 'bigint'], 'bigint',
+    'procq.defer_workflow_once returns bigint (the workflow id, NULL when the tick was deferred already)');
 SELECT has_function('procq', 'purge', ARRAY['interval'], 'procq.purge(interval) exists');
 SELECT function_returns('procq', 'purge', ARRAY['interval'], 'bigint',
     'procq.purge returns bigint (the number of jobs deleted)');
@@ -137,6 +141,7 @@ SELECT results_eq(
         ('defer_jobs', ARRAY['task', 'args', 'queue', 'priority', 'scheduled_at', 'depends_on',
                              'max_attempts', 'lock', 'run_after', 'workflow_id']),
         ('defer_workflow', ARRAY['steps', 'workflow_id', 'key', 'job_id']),
+        ('defer_workflow_once', ARRAY['tick', 'steps', 'workflow_id']),
         ('fetch_job', ARRAY['queues', 'worker', 'tasks']),
         ('fetch_jobs', ARRAY['n', 'queues', 'worker', 'tasks']),
         ('finish_job', ARRAY['job_id', 'status', 'result', 'error', 'attempt']),
@@ -221,6 +226,9 @@ SELECT is(pg_get_function_arguments('procq.parent_results(bigint, boolean)'::reg
     'job_id bigint, by_key boolean DEFAULT false', 'procq.parent_results: argument names and default');
 SELECT is(pg_get_function_arguments('procq.cancel_workflow(bigint, boolean)'::regprocedure),
     'workflow_id bigint, abort boolean DEFAULT false', 'procq.cancel_workflow: argument names and default');
+SELECT is(pg_get_function_arguments('procq.defer_workflow_once(text, jsonb, bigint)'::regprocedure),
+    'tick text, steps jsonb, workflow_id bigint DEFAULT NULL::bigint',
+    'procq.defer_workflow_once: argument names and default');
 SELECT is(pg_get_function_arguments('procq.workflow_dot(bigint)'::regprocedure),
     'workflow_id bigint', 'procq.workflow_dot: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.parents(bigint)'::regprocedure),
@@ -359,6 +367,9 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.workflow_dot(1)$
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.parents(1)$$),
     '42501: permission denied for function parents',
     'a role without grants cannot call procq.parents');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.defer_workflow_once('t', '[{"key": "a", "task": "t"}]')$$),
+    '42501: permission denied for function defer_workflow_once',
+    'a role without grants cannot call procq.defer_workflow_once');
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.workflows$$),
     '42501: permission denied for view workflows',
     'a role without grants cannot read procq.workflows');

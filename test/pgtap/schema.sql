@@ -13,7 +13,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(109);
+SELECT plan(111);
 
 ------------------------------------------------------------------------------
 -- Extension and schema
@@ -30,20 +30,27 @@ SELECT is(
      WHERE e.extname = 'procq'),
     'procq',
     'extension procq lives in schema procq');
-SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies', 'handlers'],
-    'schema procq has exactly the tables jobs, job_dependencies and handlers');
+SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies', 'handlers', 'workflow_ticks'],
+    'schema procq has exactly the tables jobs, job_dependencies, handlers and workflow_ticks');
 SELECT set_eq(
     $$SELECT c.relname::text COLLATE "default"
       FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
       WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'procq')
         AND c.relkind = 'r'$$,
-    ARRAY['jobs', 'job_dependencies', 'handlers'],
+    ARRAY['jobs', 'job_dependencies', 'handlers', 'workflow_ticks'],
     'the tables are members of the extension');
 SELECT set_eq(
     $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'procq'$$,
-    ARRAY['procq.jobs', 'procq.job_dependencies', 'procq.jobs_id_seq', 'procq.handlers'],
-    'pg_dump dumps the jobs, their dependencies, the id sequence and the handlers (extension config tables)');
+    ARRAY['procq.jobs', 'procq.job_dependencies', 'procq.jobs_id_seq', 'procq.handlers',
+          'procq.workflow_ticks'],
+    'pg_dump dumps the jobs, their dependencies, the id sequence, the handlers and the ticks deferred (extension config tables)');
+
+SELECT columns_are('procq', 'workflow_ticks',
+    ARRAY['deferred_by', 'tick', 'workflow_id', 'deferred_at'],
+    'procq.workflow_ticks has exactly the documented columns');
+SELECT col_is_pk('procq', 'workflow_ticks', ARRAY['deferred_by', 'tick'],
+    'procq.workflow_ticks: one row per role and tick');
 
 SELECT columns_are('procq', 'handlers',
     ARRAY['task', 'kind', 'command', 'timeout', 'registered_by', 'registered_at'],

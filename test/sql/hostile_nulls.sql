@@ -103,7 +103,7 @@ INSERT INTO arg_values VALUES
     (NULL, 'kind', $$'sql'$$), (NULL, 'command', $$'SELECT 1'$$), (NULL, 'timeout', $$'1 min'$$),
     (NULL, 'job_ids', $$'{1}'$$), (NULL, 'results', $$'{"{}"}'$$), (NULL, 'errors', $$'{e}'$$),
     (NULL, 'attempt', '1'), (NULL, 'attempts', $$'{1}'$$), (NULL, 'job_id', '1'),
-    (NULL, 'run_after', $$'success'$$),
+    (NULL, 'run_after', $$'success'$$), (NULL, 'tick', $$'nightly:1'$$),
     (NULL, 'workflow_id', '(SELECT workflow_id FROM procq.jobs WHERE id = 3)'),
     ('defer_jobs', 'args', $$'{"{}", "[1]"}'$$),
     (NULL, 'by_key', 'true'),
