@@ -13,8 +13,9 @@
 #     line by line after trailing whitespace and leading/trailing blank lines
 #     are trimmed;
 #   - `sql skip`, `sh skip` (and every other info string: text, ini, yaml,
-#     python, js...) are shown, never run; an `output` block that follows no
-#     run block is an error;
+#     python, js...) are shown, never run (an `output` block after a skipped
+#     block is shown, not compared); an `output` block that follows no sql or
+#     sh block is an error;
 #   - a page whose first line is `<!-- docs-test: skip, run by test/t/N.pl -->`
 #     is not run here (that test runs it);
 #   - every relative link of every page resolves: the file exists, and a
@@ -157,8 +158,8 @@ def run_page(page):
         if b["info"][:1] == ["output"]:
             prev = bl[k - 1] if k else None
             if not (prev and prev["next_adjacent"] and prev["info"][:1] and
-                    prev["info"][0] in RUN_KINDS and "skip" not in prev["info"][1:]):
-                fail(page, b["start"], "output block follows no sql or sh block that is run")
+                    prev["info"][0] in RUN_KINDS):
+                fail(page, b["start"], "output block follows no sql or sh block")
         elif b["info"] and b["info"][0] in RUN_KINDS:
             bad = [w for w in b["info"][1:] if w not in ("fails", "skip")]
             if bad:
