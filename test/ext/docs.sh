@@ -17,7 +17,9 @@
 #     block is shown, not compared); an `output` block that follows no sql or
 #     sh block is an error;
 #   - a page whose first line is `<!-- docs-test: skip, run by test/t/N.pl -->`
-#     is not run here (that test runs it);
+#     is not run here (that test runs it); a line `<!-- docs-test: roles A B -->`
+#     names the roles a page creates: dropped before it runs and after it
+#     passed (roles belong to the cluster, not to the page's database);
 #   - every relative link of every page resolves: the file exists, and a
 #     #anchor names a heading (GitHub's slugs) or an <a id> of the target;
 #   - docs/reference.md names every function, view, table and type of the
@@ -146,6 +148,17 @@ def page_db(page):
     return name[:63]
 
 
+def drop_page(db, roles):
+    """Drop the page's database, the databases its sh blocks made (named
+    after it: DB_*) and the cluster-wide roles it creates."""
+    others = admin("SELECT datname FROM pg_database WHERE starts_with(datname, '%s_')" % db)
+    for d in [db] + others.split():
+        subprocess.run([os.path.join(PGBIN, "dropdb"), "--if-exists", d], check=True,
+                       stderr=subprocess.DEVNULL)
+    for r in roles:
+        admin('DROP ROLE IF EXISTS "%s"' % r)
+
+
 def run_page(page):
     lines, bl = blocks(page)
     if lines and SKIP_RE.match(lines[0]):
@@ -168,8 +181,12 @@ def run_page(page):
         print("ok   %s (no examples)" % page, flush=True)
         return
     db = page_db(page)
-    subprocess.run([os.path.join(PGBIN, "dropdb"), "--if-exists", db], check=True,
-                   stderr=subprocess.DEVNULL)
+    roles = []
+    for l in lines:
+        m = re.match(r"^<!--\s*docs-test:\s*roles\s+([\w\s,]+?)\s*-->", l)
+        if m:
+            roles += re.split(r"[\s,]+", m.group(1).strip())
+    drop_page(db, roles)
     subprocess.run([os.path.join(PGBIN, "createdb"), db], check=True)
     admin("CREATE EXTENSION procq", db)
     fills = []
@@ -207,7 +224,7 @@ def run_page(page):
         print("fill %s: %d output blocks rewritten" % (page, len(fills)), flush=True)
     if len(failures) == n_before:
         print("ok   %s (%d blocks run)" % (page, ran), flush=True)
-        subprocess.run([os.path.join(PGBIN, "dropdb"), db], check=False)
+        drop_page(db, roles)
 
 
 def slug(text):
