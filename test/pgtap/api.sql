@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(141);
+SELECT plan(143);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -25,7 +25,8 @@ SELECT functions_are('procq', ARRAY[
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
     'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default',
-    'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents'],
+    'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents',
+    'job_history', 'job_events_record', 'job_events_forget'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
@@ -48,6 +49,10 @@ SELECT function_returns('procq', 'fetch_job', ARRAY['text[]', 'text', 'text[]'],
     'procq.fetch_job returns SETOF procq.jobs');
 SELECT hasnt_function('procq', 'fetch_job', ARRAY['text[]', 'text'],
     'the 1.0 declaration procq.fetch_job(text[], text) is gone (fetch_job() would be ambiguous)');
+SELECT has_function('procq', 'job_history', ARRAY['bigint'],
+    'procq.job_history(bigint) exists');
+SELECT function_returns('procq', 'job_history', ARRAY['bigint'], 'setof procq.job_events',
+    'procq.job_history returns SETOF procq.job_events');
 SELECT has_function('procq', 'fetch_jobs', ARRAY['integer', 'text[]', 'text', 'text[]'],
     'procq.fetch_jobs(integer, text[], text, text[]) exists');
 SELECT function_returns('procq', 'fetch_jobs', ARRAY['integer', 'text[]', 'text', 'text[]'],
@@ -254,7 +259,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 30, 'procq has 30 functions (guards the checks below against passing vacuously)');
+    '=', 33, 'procq has 33 functions (guards the checks below against passing vacuously)');
 -- The functions called per row are the exception: jobs_status_normalize and
 -- jobs_workflow_default (BEFORE row triggers) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on
