@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(143);
+SELECT plan(146);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -26,6 +26,7 @@ SELECT functions_are('procq', ARRAY[
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
     'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default',
     'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents',
+    'release_job',
     'job_history', 'job_events_record', 'job_events_forget'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
@@ -148,11 +149,13 @@ SELECT results_eq(
         ('get_job', ARRAY['job_id']),
         ('get_jobs', ARRAY['job_ids']),
         ('heartbeat', ARRAY['job_id', 'attempt']),
+        ('job_history', ARRAY['job_id']),
         ('parent_results', ARRAY['job_id', 'by_key']),
         ('parents', ARRAY['job_id', 'job_id', 'task', 'status', 'result', 'error', 'step_key']),
         ('purge', ARRAY['older_than']),
         ('recover_stalled', NULL),
         ('register_handler', ARRAY['task', 'kind', 'command', 'timeout']),
+        ('release_job', ARRAY['job_id', 'attempt']),
         ('retry_job', ARRAY['job_id', 'scheduled_at']),
         ('unregister_handler', ARRAY['task']),
         ('wait_job', ARRAY['job_id', 'timeout']),
@@ -231,6 +234,10 @@ SELECT is(pg_get_function_arguments('procq.parents(bigint)'::regprocedure),
 SELECT is(pg_get_function_result('procq.parents(bigint)'::regprocedure),
     'TABLE(job_id bigint, task text, status procq.job_status, result jsonb, error text, step_key text)',
     'procq.parents returns TABLE(job_id, task, status, result, error, step_key)');
+SELECT is(pg_get_function_arguments('procq.release_job(bigint, integer)'::regprocedure),
+    'job_id bigint, attempt integer DEFAULT NULL::integer', 'procq.release_job: argument names and default');
+SELECT function_returns('procq', 'release_job', ARRAY['bigint', 'integer'], 'void',
+    'procq.release_job returns void');
 SELECT is(pg_get_function_arguments('procq.purge(interval)'::regprocedure),
     'older_than interval', 'procq.purge: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.add_dependencies(bigint, bigint[])'::regprocedure),
@@ -259,7 +266,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 33, 'procq has 33 functions (guards the checks below against passing vacuously)');
+    '=', 34, 'procq has 34 functions (guards the checks below against passing vacuously)');
 -- The functions called per row are the exception: jobs_status_normalize and
 -- jobs_workflow_default (BEFORE row triggers) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on
@@ -361,6 +368,9 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.parents(1
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.workflows$$),
     '42501: permission denied for view workflows',
     'a role without grants cannot read procq.workflows');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.release_job(1)$$),
+    '42501: permission denied for function release_job',
+    'a role without grants cannot call procq.release_job');
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.purge('1 day')$$),
     '42501: permission denied for function purge',
     'a role without grants cannot call procq.purge');
