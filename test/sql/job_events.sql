@@ -119,6 +119,15 @@ SELECT event, status, attempt, worker, error ~ '^lease expired at .* on worker w
   FROM pg_temp.h(:stall);
 
 ------------------------------------------------------------------------
+-- released: release_job hands the attempt back (attempt: the one released)
+SELECT procq.defer('rel') AS rel \gset
+SELECT id, attempts FROM procq.fetch_job(worker => 'w9', tasks => '{rel}');
+SELECT procq.release_job(:rel, attempt => 1);
+SELECT id, attempts FROM procq.fetch_job(worker => 'w10', tasks => '{rel}');
+SELECT procq.finish_job(:rel, 'succeeded', attempt => 1);
+SELECT event, status, attempt, worker, error FROM pg_temp.h(:rel);
+
+------------------------------------------------------------------------
 -- a DBA's UPDATEs: released (attempts back down), retried, cancelled,
 -- failed, succeeded
 SELECT id FROM procq.fetch_job(worker => 'w7', tasks => '{stall}');
