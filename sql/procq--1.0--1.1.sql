@@ -766,11 +766,13 @@ COMMENT ON FUNCTION procq.job_history(bigint) IS
 CREATE FUNCTION procq.job_events_record()
 RETURNS trigger
 LANGUAGE C
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_job_events_record';
 
 CREATE FUNCTION procq.job_events_forget()
 RETURNS trigger
 LANGUAGE C
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_job_events_forget';
 
 CREATE TRIGGER jobs_events_inserted

@@ -685,11 +685,13 @@ CREATE TRIGGER jobs_workflow_default
 CREATE FUNCTION procq.job_events_record()
 RETURNS trigger
 LANGUAGE C
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_job_events_record';
 
 CREATE FUNCTION procq.job_events_forget()
 RETURNS trigger
 LANGUAGE C
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_job_events_forget';
 
 CREATE TRIGGER jobs_events_inserted
