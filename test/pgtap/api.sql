@@ -274,7 +274,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 34, 'procq has 34 functions (guards the checks below against passing vacuously)');
+    '=', 35, 'procq has 35 functions (guards the checks below against passing vacuously)');
 -- The functions called per row are the exception: jobs_status_normalize and
 -- jobs_workflow_default (BEFORE row triggers) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on
