@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(150);
+SELECT plan(153);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -27,7 +27,8 @@ SELECT functions_are('procq', ARRAY[
     'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default',
     'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents',
     'release_job',
-    'job_history', 'job_events_record', 'job_events_forget', 'defer_workflow_once'],
+    'job_history', 'job_events_record', 'job_events_forget', 'defer_workflow_once',
+    'metrics', 'jobs_final_inserted', 'jobs_truncated'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
@@ -155,6 +156,7 @@ SELECT results_eq(
         ('get_jobs', ARRAY['job_ids']),
         ('heartbeat', ARRAY['job_id', 'attempt']),
         ('job_history', ARRAY['job_id']),
+        ('metrics', ARRAY['metric', 'queue', 'value']),
         ('parent_results', ARRAY['job_id', 'by_key']),
         ('parents', ARRAY['job_id', 'job_id', 'task', 'status', 'result', 'error', 'step_key']),
         ('purge', ARRAY['older_than']),
@@ -246,6 +248,9 @@ SELECT is(pg_get_function_arguments('procq.release_job(bigint, integer)'::regpro
     'job_id bigint, attempt integer DEFAULT NULL::integer', 'procq.release_job: argument names and default');
 SELECT function_returns('procq', 'release_job', ARRAY['bigint', 'integer'], 'void',
     'procq.release_job returns void');
+SELECT is(pg_get_function_result('procq.metrics()'::regprocedure),
+    'TABLE(metric text, queue text, value double precision)',
+    'procq.metrics returns TABLE(metric text, queue text, value double precision)');
 SELECT is(pg_get_function_arguments('procq.purge(interval)'::regprocedure),
     'older_than interval', 'procq.purge: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.add_dependencies(bigint, bigint[])'::regprocedure),
@@ -274,7 +279,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 35, 'procq has 35 functions (guards the checks below against passing vacuously)');
+    '=', 38, 'procq has 38 functions (guards the checks below against passing vacuously)');
 -- The functions called per row are the exception: jobs_status_normalize and
 -- jobs_workflow_default (BEFORE row triggers) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on
@@ -382,6 +387,12 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.wo
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.release_job(1)$$),
     '42501: permission denied for function release_job',
     'a role without grants cannot call procq.release_job');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.metrics()$$),
+    '42501: permission denied for function metrics',
+    'a role without grants cannot call procq.metrics');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.queue_stats$$),
+    '42501: permission denied for view queue_stats',
+    'a role without grants cannot read procq.queue_stats');
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.purge('1 day')$$),
     '42501: permission denied for function purge',
     'a role without grants cannot call procq.purge');
