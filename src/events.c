@@ -13,8 +13,12 @@
  * tables, and write one event per changed row in one INSERT per statement
  * (a batch of 100 costs one statement, not 100).  The trigger on UPDATE
  * sorts before jobs_status_changed, so the events of a statement come
- * before those of the cascades its bookkeeping makes.  Every inserted job
- * is 'deferred' (defer, defer_jobs, defer_workflow, a DBA's INSERT).
+ * before those of the cascades its bookkeeping makes.  Every job that
+ * defer, defer_jobs or defer_workflow inserts is 'deferred' (they run
+ * their INSERT through pq_events_run_as); other inserts are not: a
+ * pg_restore puts dumped jobs back with COPY, and their history comes back
+ * from the dump of procq.job_events (a 'deferred' event then would come
+ * after the job's end).
  *
  * The event of a change, from the old and new status (and attempts):
  *
@@ -37,7 +41,8 @@
  * pass and a DBA's DELETE alike), and one on TRUNCATE empties the table.
  *
  * Global state: event_cause, the event that the statement being run by
- * pq_events_run_as (this backend) stands for, NULL otherwise.
+ * pq_events_run_as (this backend) stands for ('deferred' for the API's
+ * inserts, 'stalled' for recovery), NULL otherwise.
  *
  *-------------------------------------------------------------------------
  */
@@ -205,7 +210,7 @@ event_of(const char *old_status, const char *new_status,
 		return "cancelled";
 	if (was_doing && strcmp(new_status, "todo") == 0 && new_attempts < old_attempts)
 		return "released";
-	if (was_doing && event_cause != NULL)
+	if (was_doing && event_cause != NULL && strcmp(event_cause, PQ_EVENT_DEFERRED) != 0)
 		return event_cause;
 	if (strcmp(new_status, "failed") == 0)
 		return "failed";
@@ -412,6 +417,15 @@ procq_job_events_record(PG_FUNCTION_ARGS)
 
 	desc = trigdata->tg_relation->rd_att;
 	news = trigdata->tg_newtable;
+	/*
+	 * Only the API's inserts are deferrals: pg_restore puts dumped jobs back
+	 * with COPY, and their history comes back from the dump of
+	 * procq.job_events itself.
+	 */
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) &&
+		(event_cause == NULL || strcmp(event_cause, PQ_EVENT_DEFERRED) != 0))
+		return PointerGetDatum(NULL);
+
 	batch_init(&batch, (int) tuplestore_tuple_count(news));
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 		inserted_events(&batch, news, desc);

@@ -2,7 +2,7 @@
 --  - a job that fails once and then succeeds keeps both attempts, each
 --    with its worker, the failure with its error;
 --  - every event: deferred (defer, defer_jobs, defer_workflow, created
---    cancelled), fetched (fetch_job, fetch_jobs), succeeded, failed (for
+--    cancelled; not a direct INSERT), fetched (fetch_job, fetch_jobs), succeeded, failed (for
 --    good, and an attempt retried later), retried, cancelled (cancel_job,
 --    abort, the descendants of a failed parent, cancel_workflow, a
 --    'failure' step not needed), released, stalled (recover_stalled);
@@ -53,6 +53,12 @@ SELECT job_id, event, status FROM procq.job_events WHERE job_id BETWEEN 2 AND 7 
 -- the three of defer_jobs came from one statement (one INSERT of events)
 SELECT count(DISTINCT (xmin::text, cmin::text)) AS statements
   FROM procq.job_events WHERE job_id BETWEEN 2 AND 4;
+
+-- a direct INSERT (a DBA's, or pg_restore's COPY of dumped jobs, whose
+-- history comes from the dump) records no 'deferred' event
+INSERT INTO procq.jobs (task) VALUES ('direct') RETURNING id AS direct \gset
+SELECT count(*) AS direct_events FROM procq.job_events WHERE job_id = :direct;
+DELETE FROM procq.jobs WHERE id = :direct;
 
 -- fetch_jobs: one statement for the whole batch, each with the worker
 SELECT count(*) FROM procq.fetch_jobs(3, worker => 'batcher', tasks => '{fan}');
