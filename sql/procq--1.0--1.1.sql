@@ -707,6 +707,170 @@ FROM PUBLIC;
 COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) the job still waits for: for run_after ''success'' those that have not succeeded, for ''completion'' and ''failure'' those that are not final (todo or doing)';
 COMMENT ON TABLE procq.job_dependencies IS 'job_id depends on depends_on: it runs once its parents have done what its run_after asks (''success'': all succeeded; ''completion'': all final; ''failure'': all final and one did not succeed)';
 
+-- issue 10, stats: release_job, queue_stats, metrics
+CREATE FUNCTION procq.release_job(job_id bigint, attempt integer DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_release_job';
+COMMENT ON FUNCTION procq.release_job(bigint, integer) IS
+    'hand a doing job (in attempt, if given) back to todo at once, its attempt not counted; failed instead when another todo job took its queueing_lock';
+
+REVOKE ALL ON FUNCTION procq.release_job(bigint, integer) FROM PUBLIC;
+
+-- issue 10, stats: the live jobs (todo, doing) per queue, with what
+-- procq.queue_stats tells apart, so that it reads them from this index and
+-- never the finished jobs.
+CREATE INDEX jobs_live_idx ON procq.jobs (queue)
+    INCLUDE (status, pending_parents, lock_blocked, delayed, scheduled_at, created_at)
+    WHERE status IN ('todo', 'doing');
+
+-- issue 10, stats: the final jobs (succeeded, failed, cancelled) counted
+-- per queue, as rows of deltas that the bookkeeping triggers add in the
+-- transactions that change the jobs (never an UPDATE of a shared row, so
+-- that finishing transactions do not wait for each other) and fold together
+-- from time to time (src/stats.c); procq.queue_stats and procq.metrics()
+-- sum them instead of counting millions of finished jobs.  Not dumped: a
+-- restore counts the jobs it inserts.  The *_total columns count every entry
+-- into a final status and never go down (Prometheus counters).
+CREATE TABLE procq.queue_counts (
+    queue           text NOT NULL,
+    succeeded       bigint NOT NULL DEFAULT 0,
+    failed          bigint NOT NULL DEFAULT 0,
+    cancelled       bigint NOT NULL DEFAULT 0,
+    succeeded_total bigint NOT NULL DEFAULT 0,
+    failed_total    bigint NOT NULL DEFAULT 0,
+    cancelled_total bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE procq.queue_counts IS
+    'procq''s bookkeeping: per-queue deltas of the counts of final jobs, summed by procq.queue_stats (src/stats.c); do not edit';
+
+-- the final jobs of 1.0 are counted (with the jobs locked by the ALTER TABLEs
+-- above, no job changes meanwhile)
+INSERT INTO procq.queue_counts (queue, succeeded, failed, cancelled,
+                                succeeded_total, failed_total, cancelled_total)
+    SELECT j.queue,
+           pg_catalog.count(*) FILTER (WHERE j.status = 'succeeded'),
+           pg_catalog.count(*) FILTER (WHERE j.status = 'failed'),
+           pg_catalog.count(*) FILTER (WHERE j.status = 'cancelled'),
+           pg_catalog.count(*) FILTER (WHERE j.status = 'succeeded'),
+           pg_catalog.count(*) FILTER (WHERE j.status = 'failed'),
+           pg_catalog.count(*) FILTER (WHERE j.status = 'cancelled')
+    FROM procq.jobs j
+    WHERE j.status IN ('succeeded', 'failed', 'cancelled')
+    GROUP BY j.queue;
+
+-- issue 10, stats: one row per queue that has jobs.  The live jobs come from
+-- jobs_live_idx (one pass over the todo and doing jobs), the final ones from
+-- procq.queue_counts, finished_last_minute from a range of
+-- jobs_finished_idx: no plan node reads the finished jobs (test/sql/
+-- queue_stats.sql).  A todo job is counted in one of ready,
+-- waiting_parents, waiting_lock, scheduled, in that order of precedence:
+-- waiting on parents, else behind its lock, else scheduled in the future,
+-- else ready (a due scheduled job is ready: a fetch takes it).
+-- oldest_ready_age: since the oldest ready job was created or scheduled
+-- (its scheduled_at: a retry reschedules), whichever is later.  Shows every
+-- role's queues: grant SELECT on it to a monitoring role (README).
+CREATE VIEW procq.queue_stats AS
+    WITH live AS (
+        SELECT j.queue,
+               pg_catalog.count(*) FILTER (WHERE j.status = 'todo') AS todo,
+               pg_catalog.count(*) FILTER (WHERE j.status = 'doing') AS doing,
+               pg_catalog.count(*) FILTER (WHERE j.status = 'todo' AND j.pending_parents = 0
+                   AND NOT j.lock_blocked
+                   AND (NOT j.delayed OR j.scheduled_at <= pg_catalog.now())) AS ready,
+               pg_catalog.count(*) FILTER (WHERE j.status = 'todo'
+                   AND j.pending_parents > 0) AS waiting_parents,
+               pg_catalog.count(*) FILTER (WHERE j.status = 'todo' AND j.pending_parents = 0
+                   AND j.lock_blocked) AS waiting_lock,
+               pg_catalog.count(*) FILTER (WHERE j.status = 'todo' AND j.pending_parents = 0
+                   AND NOT j.lock_blocked AND j.delayed
+                   AND j.scheduled_at > pg_catalog.now()) AS scheduled,
+               pg_catalog.min(GREATEST(j.created_at, j.scheduled_at))
+                   FILTER (WHERE j.status = 'todo' AND j.pending_parents = 0
+                   AND NOT j.lock_blocked
+                   AND (NOT j.delayed OR j.scheduled_at <= pg_catalog.now())) AS oldest_ready
+        FROM procq.jobs j
+        WHERE j.status IN ('todo', 'doing')
+        GROUP BY j.queue),
+    final AS (
+        SELECT c.queue, pg_catalog.sum(c.succeeded)::bigint AS succeeded,
+               pg_catalog.sum(c.failed)::bigint AS failed,
+               pg_catalog.sum(c.cancelled)::bigint AS cancelled
+        FROM procq.queue_counts c
+        GROUP BY c.queue),
+    recent AS (
+        SELECT j.queue, pg_catalog.count(*) AS finished
+        FROM procq.jobs j
+        WHERE j.status IN ('succeeded', 'failed', 'cancelled')
+          AND j.finished_at >= pg_catalog.now() - interval '1 minute'
+        GROUP BY j.queue)
+    SELECT q.queue,
+           COALESCE(l.todo, 0) AS todo,
+           COALESCE(l.doing, 0) AS doing,
+           COALESCE(f.succeeded, 0) AS succeeded,
+           COALESCE(f.failed, 0) AS failed,
+           COALESCE(f.cancelled, 0) AS cancelled,
+           COALESCE(l.ready, 0) AS ready,
+           COALESCE(l.waiting_parents, 0) AS waiting_parents,
+           COALESCE(l.waiting_lock, 0) AS waiting_lock,
+           COALESCE(l.scheduled, 0) AS scheduled,
+           pg_catalog.now() - l.oldest_ready AS oldest_ready_age,
+           COALESCE(r.finished, 0) AS finished_last_minute
+    FROM (SELECT live.queue FROM live
+          UNION SELECT final.queue FROM final
+          UNION SELECT recent.queue FROM recent) q
+    LEFT JOIN live l ON l.queue = q.queue
+    LEFT JOIN final f ON f.queue = q.queue
+    LEFT JOIN recent r ON r.queue = q.queue
+    WHERE l.queue IS NOT NULL OR r.queue IS NOT NULL
+       OR f.succeeded <> 0 OR f.failed <> 0 OR f.cancelled <> 0;
+COMMENT ON VIEW procq.queue_stats IS
+    'one row per queue: jobs per status, todo jobs ready, waiting on parents, on a lock, scheduled; age of the oldest ready job; jobs finished in the last minute (no scan of the finished jobs)';
+
+-- issue 10, stats: rows for a Prometheus exporter (postgres_exporter's
+-- custom queries, docs/postgres_exporter.yaml); C: src/stats.c, which says
+-- which metrics.  Reads as the owner: EXECUTE is all a monitoring role needs.
+CREATE FUNCTION procq.metrics()
+RETURNS TABLE (metric text, queue text, value double precision)
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 50
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_metrics';
+COMMENT ON FUNCTION procq.metrics() IS
+    'per-queue job counts, oldest ready age, finished totals and the background workers'' states, as (metric, queue, value) rows for Prometheus exporters';
+
+-- issue 10, stats: final jobs inserted as such (a defer whose parent already
+-- failed, a restore) are counted in procq.queue_counts; the WHEN clause
+-- keeps the inserts of todo jobs free.  A TRUNCATE leaves nothing counted.
+-- (Updates and deletes are counted by jobs_status_changed and
+-- jobs_deleted.)  C: src/stats.c.
+CREATE FUNCTION procq.jobs_final_inserted()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_jobs_final_inserted';
+
+CREATE TRIGGER jobs_final_inserted
+    AFTER INSERT ON procq.jobs
+    FOR EACH ROW
+    WHEN (NEW.status IN ('succeeded', 'failed', 'cancelled'))
+    EXECUTE FUNCTION procq.jobs_final_inserted();
+
+CREATE FUNCTION procq.jobs_truncated()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_jobs_truncated';
+
+CREATE TRIGGER jobs_truncated
+    AFTER TRUNCATE ON procq.jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.jobs_truncated();
+
+REVOKE ALL ON TABLE procq.queue_counts, procq.queue_stats FROM PUBLIC;
+REVOKE ALL ON FUNCTION procq.metrics(), procq.jobs_final_inserted(), procq.jobs_truncated()
+FROM PUBLIC;
+
 -- issue 10, cron: procq.workflow_ticks and procq.defer_workflow_once, a
 -- workflow deferred at most once per tick of a schedule (pg_cron; C:
 -- src/ticks.c).

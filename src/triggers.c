@@ -41,6 +41,7 @@
 #include "notify.h"
 #include "procq.h"
 #include "spi_exec.h"
+#include "stats.h"
 
 PG_FUNCTION_INFO_V1(procq_jobs_status_changed);
 PG_FUNCTION_INFO_V1(procq_jobs_status_normalize);
@@ -540,12 +541,23 @@ statuses_changed_cb(void *changes, void *unused)
 }
 
 /*
+ * final_counts_cb adapts pq_final_counts_flush to run_bookkeeping.
+ */
+static void
+final_counts_cb(void *counts, void *unused)
+{
+	pq_final_counts_flush((PQFinalCounts *) counts);
+}
+
+/*
  * procq.jobs_status_changed(): AFTER UPDATE ON procq.jobs FOR EACH
  * STATEMENT, with the statement's old and new rows.
  *
  * Does the bookkeeping of the jobs whose status the statement changed to
  * anything but doing (taking a job needs none).  Does nothing for the
- * changes bookkeeping itself makes.
+ * changes bookkeeping itself makes, but count them: the counts of final
+ * jobs per queue (stats.c) follow every statement, the bookkeeping's own
+ * (cascades) too.
  */
 Datum
 procq_jobs_status_changed(PG_FUNCTION_ARGS)
@@ -556,20 +568,25 @@ procq_jobs_status_changed(PG_FUNCTION_ARGS)
 	TransitionReader olds;
 	TransitionReader news;
 	List	   *changes = NIL;
-
-	if (bookkeeping_depth > 0)
-		return PointerGetDatum(NULL);
+	PQFinalCounts counts;
 
 	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 	{
 		/* procq 1.0's row trigger: its WHEN clause chose the row */
-		StatusChange *change = palloc(sizeof(StatusChange));
+		StatusChange *change;
 
+		if (bookkeeping_depth > 0)
+			return PointerGetDatum(NULL);
+		change = palloc(sizeof(StatusChange));
 		change->new = job_row_from(trigdata->tg_newtuple, desc);
 		change->old_status = SPI_getvalue(trigdata->tg_trigtuple, desc, status_att);
 		run_bookkeeping(statuses_changed_cb, list_make1(change), NULL);
 		return PointerGetDatum(NULL);
 	}
+
+	pq_final_counts_start(&counts, desc);
+	if (bookkeeping_depth > 0 && !counts.enabled)
+		return PointerGetDatum(NULL);
 
 	/* the old and the new table hold the rows in the same order */
 	transition_open(&olds, trigdata->tg_oldtable, desc);
@@ -577,10 +594,15 @@ procq_jobs_status_changed(PG_FUNCTION_ARGS)
 	while (transition_next(&olds) && transition_next(&news))
 	{
 		bool		isnull;
-		Datum		old_status = slot_getattr(olds.slot, status_att, &isnull);
-		Datum		new_status = slot_getattr(news.slot, status_att, &isnull);
+		Datum		old_status;
+		Datum		new_status;
 		StatusChange *change;
 
+		pq_final_counts_change(&counts, olds.slot, news.slot);
+		if (bookkeeping_depth > 0)
+			continue;
+		old_status = slot_getattr(olds.slot, status_att, &isnull);
+		new_status = slot_getattr(news.slot, status_att, &isnull);
 		if (DatumGetObjectId(old_status) == DatumGetObjectId(new_status))
 			continue;
 		change = palloc(sizeof(StatusChange));
@@ -596,6 +618,8 @@ procq_jobs_status_changed(PG_FUNCTION_ARGS)
 	transition_close(&olds);
 	transition_close(&news);
 
+	if (pq_final_counts_pending(&counts))
+		run_bookkeeping(final_counts_cb, &counts, NULL);
 	if (changes != NIL)
 		run_bookkeeping(statuses_changed_cb, changes, NULL);
 
@@ -614,7 +638,8 @@ refresh_locks_cb(void *locks, void *unused)
 /*
  * procq.jobs_deleted(): AFTER DELETE ON procq.jobs FOR EACH STATEMENT,
  * with the deleted rows: the lock queues of live jobs that were deleted
- * move along, each once.
+ * move along, each once, and the final jobs deleted are no longer counted
+ * (stats.c).
  */
 Datum
 procq_jobs_deleted(PG_FUNCTION_ARGS)
@@ -625,6 +650,7 @@ procq_jobs_deleted(PG_FUNCTION_ARGS)
 	int			status_att = SPI_fnumber(desc, "status");
 	TransitionReader olds;
 	List	   *locks = NIL;
+	PQFinalCounts counts;
 
 	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 	{
@@ -635,12 +661,14 @@ procq_jobs_deleted(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 
+	pq_final_counts_start(&counts, desc);
 	transition_open(&olds, trigdata->tg_oldtable, desc);
 	while (transition_next(&olds))
 	{
 		bool		isnull;
 		char	   *status;
 
+		pq_final_counts_change(&counts, olds.slot, NULL);
 		(void) slot_getattr(olds.slot, lock_att, &isnull);
 		if (isnull)
 			continue;
@@ -650,6 +678,8 @@ procq_jobs_deleted(PG_FUNCTION_ARGS)
 	}
 	transition_close(&olds);
 
+	if (pq_final_counts_pending(&counts))
+		run_bookkeeping(final_counts_cb, &counts, NULL);
 	if (locks != NIL)
 		run_bookkeeping(refresh_locks_cb, locks, NULL);
 

@@ -13,7 +13,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(111);
+SELECT plan(118);
 
 ------------------------------------------------------------------------------
 -- Extension and schema
@@ -30,15 +30,15 @@ SELECT is(
      WHERE e.extname = 'procq'),
     'procq',
     'extension procq lives in schema procq');
-SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies', 'handlers', 'workflow_ticks'],
-    'schema procq has exactly the tables jobs, job_dependencies, handlers and workflow_ticks');
+SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies', 'handlers', 'queue_counts', 'workflow_ticks'],
+    'schema procq has exactly the tables jobs, job_dependencies, handlers, queue_counts and workflow_ticks');
 SELECT set_eq(
     $$SELECT c.relname::text COLLATE "default"
       FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
       WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'procq')
         AND c.relkind = 'r'$$,
-    ARRAY['jobs', 'job_dependencies', 'handlers', 'workflow_ticks'],
+    ARRAY['jobs', 'job_dependencies', 'handlers', 'queue_counts', 'workflow_ticks'],
     'the tables are members of the extension');
 SELECT set_eq(
     $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'procq'$$,
@@ -69,6 +69,20 @@ SELECT columns_are('procq', 'workflows',
     ARRAY['workflow_id', 'task', 'jobs', 'todo', 'doing', 'succeeded', 'failed', 'cancelled',
           'state', 'created_at', 'finished_at', 'skipped'],
     'procq.workflows has the documented columns');
+-- issue 10, stats
+SELECT has_view('procq', 'queue_stats', 'view procq.queue_stats exists');
+SELECT columns_are('procq', 'queue_stats',
+    ARRAY['queue', 'todo', 'doing', 'succeeded', 'failed', 'cancelled', 'ready',
+          'waiting_parents', 'waiting_lock', 'scheduled', 'oldest_ready_age',
+          'finished_last_minute'],
+    'procq.queue_stats has the documented columns');
+SELECT col_type_is('procq', 'queue_stats', 'oldest_ready_age', 'interval',
+    'queue_stats.oldest_ready_age is an interval');
+SELECT col_type_is('procq', 'queue_stats', 'finished_last_minute', 'bigint',
+    'queue_stats.finished_last_minute is bigint');
+SELECT has_index('procq', 'jobs', 'jobs_live_idx',
+    ARRAY['queue', 'status', 'pending_parents', 'lock_blocked', 'delayed', 'scheduled_at', 'created_at'],
+    'jobs_live_idx indexes the live jobs by queue (procq.queue_stats)');
 SELECT is(
     (SELECT reloptions::text COLLATE "default" FROM pg_class WHERE oid = 'procq.workflows'::regclass),
     '{security_barrier=true}',
@@ -232,6 +246,10 @@ SELECT trigger_is('procq', 'jobs', 'jobs_deleted', 'procq', 'jobs_deleted',
     'jobs_deleted runs procq.jobs_deleted()');
 SELECT trigger_is('procq', 'job_dependencies', 'dependency_deleted', 'procq', 'dependency_deleted',
     'dependency_deleted runs procq.dependency_deleted()');
+SELECT trigger_is('procq', 'jobs', 'jobs_final_inserted', 'procq', 'jobs_final_inserted',
+    'jobs_final_inserted runs procq.jobs_final_inserted()');
+SELECT trigger_is('procq', 'jobs', 'jobs_truncated', 'procq', 'jobs_truncated',
+    'jobs_truncated runs procq.jobs_truncated()');
 -- The AFTER triggers run once per statement over its transition tables
 -- (one UPDATE ending many jobs does its bookkeeping set-based); only the
 -- BEFORE triggers, which run no SQL, are per row.
@@ -245,8 +263,10 @@ SELECT set_eq(
              ('jobs_workflow_default', true, false, false),
              ('jobs_status_changed', false, true, true),
              ('jobs_deleted', false, true, false),
-             ('dependency_deleted', false, true, false)$$,
-    'the bookkeeping triggers: AFTER ... FOR EACH STATEMENT with transition tables, and two BEFORE row triggers');
+             ('dependency_deleted', false, true, false),
+             ('jobs_final_inserted', true, false, false),
+             ('jobs_truncated', false, false, false)$$,
+    'the bookkeeping triggers: AFTER ... FOR EACH STATEMENT with transition tables, two BEFORE row triggers, the AFTER INSERT row trigger of final jobs (WHEN: todo inserts pay nothing) and the TRUNCATE trigger');
 
 ------------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC on the schema, tables and sequence
