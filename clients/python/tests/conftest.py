@@ -166,3 +166,13 @@ def start_worker(queue: str) -> Iterator[Callable[..., RunningWorker]]:
             errors.append(exc)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture
+def gate(start_worker) -> Iterator[threading.Event]:
+    """An event a job function waits for; set at the end of the test (before
+    its workers are stopped), so that a failing test does not leave a
+    function waiting."""
+    event = threading.Event()
+    yield event
+    event.set()
