@@ -255,3 +255,30 @@ def test_serialization_failure_is_retried(app, admin, queue, start_worker, gate)
     wait_for(finished(admin, job_id), "the job to end")
     assert job(admin, job_id)["status"] == "succeeded"
     assert w.worker.stats.statement_retries >= 1
+
+
+def test_deadlock_is_retried(app, admin, queue, start_worker, gate):
+    """finish_job of a parent locks the parent, then its child to release it.
+    The test holds the child's row lock, waits until the worker's finish
+    waits for it, then updates the parent: a deadlock, which the worker's
+    session detects (the test's deadlock_timeout is longer) and fails with
+    40P01. The worker runs the finish again once the test has committed."""
+    parent = procq.defer(app, "dl", queue=queue)
+    child = procq.defer(app, "child", queue=queue + "_idle", depends_on=[parent])
+    w = start_worker({"dl": lambda ctx: gate.wait(WAIT) and "ok"},
+                     poll_interval=3600, heartbeat_interval=3600)
+    wait_for(lambda: status(admin, parent) == "doing", "the job to start")
+    waiting = ("SELECT 1 FROM pg_stat_activity WHERE usename = %s AND application_name = %s"
+               " AND wait_event_type = 'Lock'")
+    with connect() as watcher, admin.transaction():
+        admin.execute("SET LOCAL deadlock_timeout = '1min'")
+        admin.execute("UPDATE procq.jobs SET priority = priority + 1 WHERE id = %s", (child,))
+        gate.set()
+        wait_for(lambda: watcher.execute(waiting, (WORKER, f"procq worker {w.worker.name}"))
+                 .fetchone(), "the worker's finish_job to wait for the child's row lock")
+        admin.execute("UPDATE procq.jobs SET priority = priority + 1 WHERE id = %s", (parent,))
+    wait_for(finished(admin, parent), "the job to end")
+    assert job(admin, parent)["status"] == "succeeded"
+    assert job(admin, child)["pending_parents"] == 0
+    assert w.worker.stats.statement_retries >= 1
+    procq.cancel_job(app, child)
