@@ -706,3 +706,14 @@ FROM PUBLIC;
 -- follow run_after (they still said 'succeeded' only).
 COMMENT ON COLUMN procq.jobs.pending_parents IS 'number of parents (job_dependencies.depends_on) the job still waits for: for run_after ''success'' those that have not succeeded, for ''completion'' and ''failure'' those that are not final (todo or doing)';
 COMMENT ON TABLE procq.job_dependencies IS 'job_id depends on depends_on: it runs once its parents have done what its run_after asks (''success'': all succeeded; ''completion'': all final; ''failure'': all final and one did not succeed)';
+
+-- issue 10, stats: release_job, queue_stats, metrics
+CREATE FUNCTION procq.release_job(job_id bigint, attempt integer DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_release_job';
+COMMENT ON FUNCTION procq.release_job(bigint, integer) IS
+    'hand a doing job (in attempt, if given) back to todo at once, its attempt not counted; failed instead when another todo job took its queueing_lock';
+
+REVOKE ALL ON FUNCTION procq.release_job(bigint, integer) FROM PUBLIC;

@@ -457,6 +457,16 @@ CREATE VIEW procq.workflows WITH (security_barrier) AS
 COMMENT ON VIEW procq.workflows IS
     'one row per workflow: job counts per status, state (running; succeeded when every job succeeded or was skipped; else failed), created_at, finished_at, skipped (jobs cancelled because their run_after condition could not hold: a ''failure'' step whose parents all succeeded; also counted in cancelled; jobs cancelled through a skipped one count against success)';
 
+-- issue 10, stats: an external worker that stops hands a doing job back to
+-- todo without using up an attempt (C: src/lifecycle.c).
+CREATE FUNCTION procq.release_job(job_id bigint, attempt integer DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_release_job';
+COMMENT ON FUNCTION procq.release_job(bigint, integer) IS
+    'hand a doing job (in attempt, if given) back to todo at once, its attempt not counted; failed instead when another todo job took its queueing_lock';
+
 ------------------------------------------------------------------------------
 -- Background workers (C: src/handlers.c, src/shmem.c)
 ------------------------------------------------------------------------------
@@ -631,6 +641,7 @@ REVOKE ALL ON FUNCTION
     procq.add_dependencies(bigint, bigint[]),
     procq.cancel_workflow(bigint, boolean),
     procq.workflow_dot(bigint),
-    procq.parents(bigint)
+    procq.parents(bigint),
+    procq.release_job(bigint, integer)
 FROM PUBLIC;
 REVOKE ALL ON SCHEMA procq FROM PUBLIC;

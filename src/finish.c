@@ -286,7 +286,7 @@ pq_finish_batch(PQFinishItem *jobs, int n)
 		if (!pq_job_runs_in(current, attempts, &jobs[i].attempt))
 			pq_refuse_not_running(jobs[i].id, current, attempts,
 								  pq_get_text(row_of[i], 6), &jobs[i].attempt,
-								  false, true);
+								  PQ_ACT_FINISH, true);
 	}
 
 	/* failed jobs with attempts left are retried, queueing locks permitting */

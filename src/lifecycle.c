@@ -38,6 +38,7 @@ PG_FUNCTION_INFO_V1(procq_cancel_job);
 PG_FUNCTION_INFO_V1(procq_heartbeat);
 PG_FUNCTION_INFO_V1(procq_recover_stalled);
 PG_FUNCTION_INFO_V1(procq_parent_results);
+PG_FUNCTION_INFO_V1(procq_release_job);
 
 static PQStatement stmt_lock_job = PQ_STATEMENT(
 	"SELECT status::text, attempts, max_attempts, queueing_lock, error"
@@ -81,6 +82,19 @@ static PQStatement stmt_finish_plain = PQ_STATEMENT(
 	"  FOR UPDATE)"
 	" RETURNING status::text",
 	6, INT8OID, TEXTOID, JSONBOID, TEXTOID, INT4OID, OIDOID);
+
+/*
+ * issue 10, stats: a doing job handed back by its worker (release_job):
+ * todo at once, the attempt it ran in not counted, no longer anyone's.
+ * Its error (an earlier attempt's, if any) and schedule stay; the status
+ * trigger makes it ready, moves its lock queue and notifies.
+ */
+static PQStatement stmt_release = PQ_STATEMENT(
+	"UPDATE procq.jobs SET status = 'todo',"
+	" attempts = greatest(attempts - 1, 0), worker = NULL, started_at = NULL,"
+	" lease_expires_at = NULL, delayed = false"
+	" WHERE id = $1 AND status = 'doing'",
+	1, INT8OID);
 
 static PQStatement stmt_worker_finish = PQ_STATEMENT(
 	"SELECT procq.finish_job($1, $2::procq.job_status, $3, $4)",
@@ -185,6 +199,23 @@ lock_queue_of(int64 job_id)
 }
 
 /*
+ * requeue_held_by says whether a doing job with queueing lock qlock (NULL:
+ * none) may go back to todo: it returns the id of the todo job that holds
+ * qlock (at most one todo job per value), or 0 when none does.  It takes
+ * the queueing lock's procq lock, so that the answer holds until the end
+ * of the transaction.  finish_job's retry and release_job ask it; the
+ * caller has locked the job's row.
+ */
+static int64
+requeue_held_by(const char *qlock)
+{
+	if (qlock == NULL)
+		return 0;
+	pq_lock_queueing_key(qlock, false);
+	return pq_queueing_lock_holder(qlock);
+}
+
+/*
  * pq_retry_delay_seconds is the backoff before the attempt that follows
  * attempt number attempts: procq.retry_delay doubled per attempt made,
  * at most procq.retry_delay_max.  (finish_jobs and the background workers
@@ -219,7 +250,7 @@ pq_job_runs_in(const char *status, int32 attempts, const PQAttempt *attempt)
 
 /*
  * pq_refuse_not_running raises the error for a job the caller may not
- * finish (or heartbeat, with heartbeat true) because it does not run in the
+ * finish (or heartbeat, or release: act) because it does not run in the
  * caller's attempt (pq_job_runs_in is false); status, attempts and error
  * are the job's.  The fencing of stale workers:
  *
@@ -235,7 +266,7 @@ pq_job_runs_in(const char *status, int32 attempts, const PQAttempt *attempt)
 void
 pq_refuse_not_running(int64 job_id, const char *status, int32 attempts,
 					  const char *error, const PQAttempt *attempt,
-					  bool heartbeat, bool batch)
+					  PQRunningAct act, bool batch)
 {
 	const char *none = batch ? " No job of the batch was finished." : "";
 
@@ -264,11 +295,16 @@ pq_refuse_not_running(int64 job_id, const char *status, int32 attempts,
 						   "finished since that attempt was fetched.%s",
 						   status, attempts, none),
 				 errhint("Stop working on the job: its lease is lost.")));
-	if (heartbeat)
+	if (act == PQ_ACT_HEARTBEAT)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job %lld is not running", (long long) job_id),
 				 errdetail("Its status is %s; only a doing job has a lease.", status)));
+	if (act == PQ_ACT_RELEASE)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld is not running", (long long) job_id),
+				 errdetail("Its status is %s; only a doing job can be released.", status)));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("job %lld is not running", (long long) job_id),
@@ -376,19 +412,14 @@ procq_finish_job(PG_FUNCTION_ARGS)
 	max_attempts = DatumGetInt32(pq_get_attr(0, 3, &isnull));
 	if (!pq_job_runs_in(current, attempts, &attempt))
 		pq_refuse_not_running(job_id, current, attempts, pq_get_text(0, 5),
-							  &attempt, false, false);
+							  &attempt, PQ_ACT_FINISH, false);
 
 	new_status = status;
 	if (strcmp(status, "failed") == 0 && attempts < max_attempts)
 	{
 		char	   *qlock = pq_get_text(0, 4);
-		int64		holder = 0;
+		int64		holder = requeue_held_by(qlock);
 
-		if (qlock != NULL)
-		{
-			pq_lock_queueing_key(qlock, false);
-			holder = pq_queueing_lock_holder(qlock);
-		}
 		if (holder != 0)
 			error = psprintf("%s (not retried: job %lld already waits with queueing_lock \"%s\")",
 							 error ? error : "failed", (long long) holder, qlock);
@@ -413,6 +444,85 @@ procq_finish_job(PG_FUNCTION_ARGS)
 								ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
 	pq_finish();
 	PG_RETURN_DATUM(ended);
+}
+
+/*
+ * procq.release_job(job_id, attempt) returns void
+ *
+ * An external worker that stops (a deploy's SIGTERM) hands back a doing
+ * job it has not finished: the job goes back to todo at once, without
+ * using up an attempt (attempts goes back down by one), with no worker,
+ * start or lease, and no error stored; its children keep waiting.  It is
+ * ready again unless its lock queue holds it: a job with a lock keeps its
+ * place (the lowest todo id of its queue heads it, as after finish_job's
+ * retry), and the status trigger notifies its queue when it is ready.
+ *
+ * Errors as finish_job's: P0002, 42501, 55000 when it is not doing
+ * (without attempt), PQ001 when attempt is no longer current, PQ002 when
+ * it was aborted.  A job a background worker runs is 55000: that worker
+ * is running it now (a shell program), and putting it back would let
+ * another worker run it beside; cancel_job(abort => true) stops it.
+ *
+ * Another todo job may have taken the job's queueing_lock while it ran
+ * (at most one todo job per value): the job cannot go back to todo, and
+ * it ends failed, with an error saying so, as finish_job's retry does in
+ * that case (never silently gone; retry_job requeues it once that other
+ * job has started).
+ */
+Datum
+procq_release_job(PG_FUNCTION_ARGS)
+{
+	int64		job_id;
+	PQAttempt	attempt;
+	Datum		v[5];
+	char		n[5] = {' ', ' ', 'n', ' ', ' '};
+	bool		isnull;
+	char	   *current;
+	int32		attempts;
+	char	   *qlock;
+	int64		holder;
+
+	pq_require_arg(fcinfo, 0, "job_id");
+	job_id = PG_GETARG_INT64(0);
+	attempt = pq_get_attempt(fcinfo, 1);
+
+	pq_connect();
+	lock_queue_of(job_id);
+	v[0] = Int64GetDatum(job_id);
+	if (pq_exec(&stmt_lock_job, v, NULL, 1) == 0)
+		pq_job_not_found(job_id);
+	current = pq_get_text(0, 1);
+	attempts = DatumGetInt32(pq_get_attr(0, 2, &isnull));
+	qlock = pq_get_text(0, 4);
+	if (!pq_job_runs_in(current, attempts, &attempt))
+		pq_refuse_not_running(job_id, current, attempts, pq_get_text(0, 5),
+							  &attempt, PQ_ACT_RELEASE, false);
+	if (pq_worker_runs_job(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job %lld is run by a procq background worker", (long long) job_id),
+				 errdetail("Only the worker that runs a job can hand it back."),
+				 errhint("Use procq.cancel_job(job_id, abort => true) to stop it.")));
+
+	holder = requeue_held_by(qlock);
+	if (holder == 0)
+	{
+		v[0] = Int64GetDatum(job_id);
+		if (pq_exec(&stmt_release, v, NULL, 0) != 1)
+			elog(ERROR, "procq: release_job did not update the job it locked");
+	}
+	else
+	{
+		v[0] = Int64GetDatum(job_id);
+		v[1] = CStringGetTextDatum("failed");
+		v[2] = (Datum) 0;
+		v[3] = CStringGetTextDatum(psprintf("released by procq.release_job but not requeued: job %lld already waits with queueing_lock \"%s\"",
+											(long long) holder, qlock));
+		v[4] = Float8GetDatum(0);
+		pq_exec(&stmt_finish, v, n, 1);
+	}
+	pq_finish();
+	PG_RETURN_VOID();
 }
 
 /*
@@ -648,7 +758,7 @@ procq_heartbeat(PG_FUNCTION_ARGS)
 			pq_job_not_found(job_id);
 		pq_refuse_not_running(job_id, pq_get_text(0, 1),
 							  DatumGetInt32(pq_get_attr(0, 2, &isnull)),
-							  pq_get_text(0, 3), &attempt, true, false);
+							  pq_get_text(0, 3), &attempt, PQ_ACT_HEARTBEAT, false);
 	}
 	expires = DatumGetTimestampTz(pq_get_attr(0, 1, &isnull));
 	pq_finish();

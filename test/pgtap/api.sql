@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(141);
+SELECT plan(144);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -25,7 +25,8 @@ SELECT functions_are('procq', ARRAY[
     'jobs_status_changed', 'jobs_status_normalize', 'jobs_deleted', 'dependency_deleted',
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
     'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default',
-    'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents'],
+    'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents',
+    'release_job'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
@@ -148,6 +149,7 @@ SELECT results_eq(
         ('purge', ARRAY['older_than']),
         ('recover_stalled', NULL),
         ('register_handler', ARRAY['task', 'kind', 'command', 'timeout']),
+        ('release_job', ARRAY['job_id', 'attempt']),
         ('retry_job', ARRAY['job_id', 'scheduled_at']),
         ('unregister_handler', ARRAY['task']),
         ('wait_job', ARRAY['job_id', 'timeout']),
@@ -226,6 +228,10 @@ SELECT is(pg_get_function_arguments('procq.parents(bigint)'::regprocedure),
 SELECT is(pg_get_function_result('procq.parents(bigint)'::regprocedure),
     'TABLE(job_id bigint, task text, status procq.job_status, result jsonb, error text, step_key text)',
     'procq.parents returns TABLE(job_id, task, status, result, error, step_key)');
+SELECT is(pg_get_function_arguments('procq.release_job(bigint, integer)'::regprocedure),
+    'job_id bigint, attempt integer DEFAULT NULL::integer', 'procq.release_job: argument names and default');
+SELECT function_returns('procq', 'release_job', ARRAY['bigint', 'integer'], 'void',
+    'procq.release_job returns void');
 SELECT is(pg_get_function_arguments('procq.purge(interval)'::regprocedure),
     'older_than interval', 'procq.purge: argument name, no default');
 SELECT is(pg_get_function_arguments('procq.add_dependencies(bigint, bigint[])'::regprocedure),
@@ -254,7 +260,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 30, 'procq has 30 functions (guards the checks below against passing vacuously)');
+    '=', 31, 'procq has 31 functions (guards the checks below against passing vacuously)');
 -- The functions called per row are the exception: jobs_status_normalize and
 -- jobs_workflow_default (BEFORE row triggers) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on
@@ -356,6 +362,9 @@ SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT * FROM procq.parents(1
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT count(*) FROM procq.workflows$$),
     '42501: permission denied for view workflows',
     'a role without grants cannot read procq.workflows');
+SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.release_job(1)$$),
+    '42501: permission denied for function release_job',
+    'a role without grants cannot call procq.release_job');
 SELECT is(pg_temp.outcome_as('procq_tap_nobody', $$SELECT procq.purge('1 day')$$),
     '42501: permission denied for function purge',
     'a role without grants cannot call procq.purge');
