@@ -1,8 +1,12 @@
 'use strict';
-// procq's Node client (CommonJS; `import { defer, Worker } from 'procq'`
-// works from ESM too). See README.md.
+// procq's Node client, CommonJS (`import { defer, Worker } from 'procq'`
+// works from ESM too: the names below are plain properties so that Node
+// finds them). See README.md.
 
-const api = require('./lib/api');
+const {
+  defer, deferJobs, deferWorkflow, getJob, waitJob, cancelJob, retryJob,
+  fetchJobs, finishJob, heartbeat, releaseJob,
+} = require('./lib/api');
 const { Worker, JobAbortedError, LeaseLostError, LEASE_LOST, JOB_ABORTED } = require('./lib/worker');
 const { withRetry, isRetryable } = require('./lib/retry');
 const { toJsonText } = require('./lib/values');
@@ -13,7 +17,17 @@ const isLeaseLost = (err) => !!err && err.code === LEASE_LOST;
 const isJobAborted = (err) => !!err && err.code === JOB_ABORTED;
 
 module.exports = {
-  ...api,
+  defer,
+  deferJobs,
+  deferWorkflow,
+  getJob,
+  waitJob,
+  cancelJob,
+  retryJob,
+  fetchJobs,
+  finishJob,
+  heartbeat,
+  releaseJob,
   Worker,
   JobAbortedError,
   LeaseLostError,

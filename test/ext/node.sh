@@ -10,7 +10,12 @@ echo "node $(node -v), npm $(npm -v)"
 npm ci --no-audit --no-fund --loglevel=error
 # One file at a time: the files start workers and child processes, and the
 # machine may be small and busy.
+failed=()
 for f in test/*.test.js; do
     echo "---- $f"
-    node --test "$f"
+    node --test "$f" || failed+=("$f")
 done
+if ((${#failed[@]})); then
+    echo "FAILED: ${failed[*]}" >&2
+    exit 1
+fi
