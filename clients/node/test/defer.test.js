@@ -1,14 +1,14 @@
 'use strict';
 // The producer's API against a real database: defer, deferJobs,
 // deferWorkflow, getJob, waitJob, cancelJob, retryJob; ids above 2^53.
-const test = require('node:test');
+const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const procq = require('..');
 const { freshDb } = require('./helpers');
 
 let db;
-test.before(async () => { db = await freshDb('defer'); });
-test.after(async () => { if (db) await db.drop(); });
+before(async () => { db = await freshDb('defer'); });
+after(async () => { if (db) await db.drop(); });
 
 test('defer: every option reaches the job, args arrays stay JSON arrays', async () => {
   const parent = await procq.defer(db.pool, { task: 'parent' });

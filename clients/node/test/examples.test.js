@@ -1,6 +1,6 @@
 'use strict';
 // The examples of README.md (examples/*), run as they are.
-const test = require('node:test');
+const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const path = require('node:path');
@@ -8,8 +8,8 @@ const procq = require('..');
 const { freshDb, waitFor, row } = require('./helpers');
 
 let db;
-test.before(async () => { db = await freshDb('examples'); });
-test.after(async () => { if (db) await db.drop(); });
+before(async () => { db = await freshDb('examples'); });
+after(async () => { if (db) await db.drop(); });
 
 const dir = path.join(__dirname, '..', 'examples');
 

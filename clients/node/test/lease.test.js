@@ -1,14 +1,14 @@
 'use strict';
 // Leases: heartbeats keep a long job, a lost lease drops the result
 // (fencing, PQ001), an abort reaches the job through ctx.signal (PQ002).
-const test = require('node:test');
+const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const procq = require('..');
 const { freshDb, waitFor, nextEvent, gate, sleep, row } = require('./helpers');
 
 let db;
-test.before(async () => { db = await freshDb('lease', { 'procq.lease_duration': '3s', 'procq.retry_delay': '0' }); });
-test.after(async () => { if (db) await db.drop(); });
+before(async () => { db = await freshDb('lease', { 'procq.lease_duration': '3s', 'procq.retry_delay': '0' }); });
+after(async () => { if (db) await db.drop(); });
 
 function worker(opts) {
   const w = new procq.Worker({ connection: db.connection, pollInterval: 200, concurrency: 1, ...opts });

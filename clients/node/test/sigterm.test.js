@@ -1,7 +1,7 @@
 'use strict';
 // SIGTERM to a worker process: the running job finishes, the fetched jobs
 // that had not started are handed back (todo, attempts unchanged), exit 0.
-const test = require('node:test');
+const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const path = require('node:path');
@@ -10,8 +10,8 @@ const procq = require('..');
 const { freshDb, row } = require('./helpers');
 
 let db;
-test.before(async () => { db = await freshDb('sigterm'); });
-test.after(async () => { if (db) await db.drop(); });
+before(async () => { db = await freshDb('sigterm'); });
+after(async () => { if (db) await db.drop(); });
 
 /** Spawns a node script; lines() gives its JSON lines as they come. */
 function child(script, env) {

@@ -1,6 +1,6 @@
 'use strict';
 // Unit tests without a database: ids, JSON text, the retry wrapper.
-const test = require('node:test');
+const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { toIdText, toIdTexts, toJsonText } = require('../lib/values');
 const { withRetry, isRetryable } = require('../lib/retry');

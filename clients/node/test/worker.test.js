@@ -2,14 +2,14 @@
 // The Worker against a real database: workflow order, NOTIFY wake-up,
 // polling for scheduled jobs, batches, failures and retries, and its own
 // statements retried on 40001/40P01.
-const test = require('node:test');
+const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const procq = require('..');
 const { freshDb, waitFor, nextEvent, row } = require('./helpers');
 
 let db;
-test.before(async () => { db = await freshDb('worker', { 'procq.retry_delay': '0' }); });
-test.after(async () => { if (db) await db.drop(); });
+before(async () => { db = await freshDb('worker', { 'procq.retry_delay': '0' }); });
+after(async () => { if (db) await db.drop(); });
 
 /** A worker on the test database that fails the test on any error it reports. */
 function worker(opts) {
