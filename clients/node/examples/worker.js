@@ -5,23 +5,21 @@
 'use strict';
 const { Worker } = require('procq');
 
-const worker = new Worker({
-  // connectionString: 'postgres://app_worker@db/app',  (default: PG* variables)
-  queues: ['mail'],
-  concurrency: 4,
-  batchSize: 8,
-  pollInterval: 5000, // scheduled jobs and retries send no NOTIFY: they are found by polling
-});
+// a stand-in for your mail library: takes an AbortSignal, as fetch() does
+const mailer = {
+  async send(to, { signal }) {
+    signal.throwIfAborted();
+    return `queued for ${to}`;
+  },
+};
 
+const worker = new Worker({ queues: ['mail'], concurrency: 4, batchSize: 8, pollInterval: 5000 });
 worker.task('send_email', async (job, ctx) => {
-  // a long job would pass ctx.signal on (fetch(url, { signal: ctx.signal }))
-  if (ctx.signal.aborted) throw ctx.signal.reason;
-  return { sent: job.args.to };
+  await mailer.send(job.args.to, { signal: ctx.signal });   // pass the AbortSignal on
+  return { sent: job.args.to };                              // becomes the job's result
 });
-
 worker.on('jobDone', (job, status) => console.log(`job ${job.id} ${job.task}: ${status}`));
 worker.on('error', (err) => console.error('worker:', err.context, err.message));
 worker.on('stopped', () => console.log('stopped'));
-
-worker.handleSignals(); // SIGTERM, SIGINT -> worker.stop()
+worker.handleSignals();   // SIGTERM, SIGINT -> worker.stop()
 worker.start().then(() => console.log(`worker ${worker.name} listening`));

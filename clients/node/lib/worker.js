@@ -318,6 +318,7 @@ class Worker extends EventEmitter {
       controller: new AbortController(),
       lost: false,
       aborted: false,
+      returned: false, // the function has settled: its signal no longer fires
       promise: null,
     };
     this._running.set(key, entry);
@@ -349,6 +350,7 @@ class Worker extends EventEmitter {
         outcome = { status: 'failed', error: errorText(err) };
       }
     }
+    entry.returned = true;
     if (entry.lost || entry.aborted) {
       this.emit(entry.lost ? 'leaseLost' : 'aborted', job);
       return;
@@ -370,12 +372,15 @@ class Worker extends EventEmitter {
     try {
       return await this._sql(() => api.heartbeat(this.pool, entry.job.id, entry.attempt));
     } catch (err) {
+      // A heartbeat racing with the job's own finish_job also sees PQ001:
+      // a function that has returned is never told to stop (it might undo
+      // a success).
       if (err && err.code === LEASE_LOST) {
         entry.lost = true;
-        entry.controller.abort(new LeaseLostError(entry.job.id));
+        if (!entry.returned) entry.controller.abort(new LeaseLostError(entry.job.id));
       } else if (err && err.code === JOB_ABORTED) {
         entry.aborted = true;
-        entry.controller.abort(new JobAbortedError(entry.job.id));
+        if (!entry.returned) entry.controller.abort(new JobAbortedError(entry.job.id));
       }
       throw err;
     }

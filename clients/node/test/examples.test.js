@@ -49,6 +49,16 @@ test('examples/transaction.js defers a job in its own transaction', async () => 
   await procq.cancelJob(db.pool, id); // not for the worker example
 });
 
+test('examples/defer.js defers a job, a fan-out and a workflow', async () => {
+  const { code, out } = await run('defer.js').done;
+  assert.equal(code, 0, out);
+  assert.match(out, /^job \d+, parts \d+ \d+$/m);
+  assert.match(out, /^workflow \{ extract: \d+n, clean: \d+n, enrich: \d+n, load: \d+n \}$/m);
+  assert.match(out, /^load waits for 2 parents$/m);
+  const id = /^job (\d+),/m.exec(out)[1];
+  assert.equal(await procq.cancelJob(db.pool, id), true); // not for the worker example
+});
+
 test('examples/esm.mjs imports by name', async () => {
   const { code, out } = await run('esm.mjs').done;
   assert.equal(code, 0, out);
@@ -72,4 +82,17 @@ test('examples/worker.js runs jobs, and stops on SIGTERM with exit code 0', asyn
     if (w.proc.exitCode === null && w.proc.signalCode === null) w.proc.kill('SIGKILL');
   }
   assert.deepEqual((await row(db.pool, ids[1])).result, { sent: 'b@x' });
+});
+
+test('every js block of README.md is taken from an example file', () => {
+  const fs = require('node:fs');
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+  const lines = (text) => text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const files = fs.readdirSync(dir).map((f) => ({ f, lines: lines(fs.readFileSync(path.join(dir, f), 'utf8')) }));
+  const blocks = [...readme.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => lines(m[1]));
+  assert.ok(blocks.length >= 3, `js blocks found: ${blocks.length}`);
+  for (const block of blocks) {
+    const found = files.some(({ lines: l }) => l.some((_x, i) => block.every((b, j) => l[i + j] === b)));
+    assert.ok(found, `this block of README.md is in no file of examples/:\n${block.join('\n')}`);
+  }
 });
