@@ -129,6 +129,12 @@ class Worker extends EventEmitter {
       if (this._ownPool) await this.pool.end().catch(() => {});
       throw err;
     }
+    if (this._stopping) { // stop() came while connecting
+      const l = this._listener;
+      this._listener = null;
+      if (l) await l.end().catch(() => {});
+      return;
+    }
     this._scheduleHeartbeat();
     this._loopPromise = this._loop();
     this._loopPromise.catch((err) => this._report(err, 'worker loop'));

@@ -7,7 +7,7 @@ const procq = require('..');
 const { freshDb, waitFor, nextEvent, gate, sleep, row } = require('./helpers');
 
 let db;
-before(async () => { db = await freshDb('lease', { 'procq.lease_duration': '3s', 'procq.retry_delay': '0' }); });
+before(async () => { db = await freshDb('lease', { 'procq.lease_duration': '5s', 'procq.retry_delay': '0' }); });
 after(async () => { if (db) await db.drop(); });
 
 function worker(opts) {
@@ -25,8 +25,8 @@ test('heartbeats keep a job running longer than procq.lease_duration', async () 
   await w.start();
   try {
     await waitFor('the job to start', async () => (await row(db.pool, id)).status === 'doing');
-    // Three leases long, recover_stalled never finds it expired.
-    for (let i = 0; i < 18; i++) {
+    // Over two leases long, recover_stalled never finds it expired.
+    for (let i = 0; i < 24; i++) {
       await sleep(500);
       const r = await db.pool.query('SELECT procq.recover_stalled() AS n');
       assert.equal(r.rows[0].n, 0, 'no lease ran out');
