@@ -185,3 +185,31 @@ test('its own statements are retried on 40001 and 40P01', async () => {
   assert.deepEqual(errors, []);
   assert.equal((await row(db.pool, id)).attempts, 1);
 });
+
+test('withRetry runs a transaction of yours again after a real 40001', async () => {
+  await db.pool.query('CREATE TABLE IF NOT EXISTS counter (n int); INSERT INTO counter VALUES (0)');
+  const other = await db.pool.connect();
+  let runs = 0;
+  try {
+    await procq.withRetry(async () => {
+      runs++;
+      const c = await db.pool.connect();
+      try {
+        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        await c.query('SELECT n FROM counter'); // the snapshot is taken here
+        if (runs === 1) await other.query('UPDATE counter SET n = n + 1'); // commits after it
+        await c.query('UPDATE counter SET n = n + 10'); // 40001 in the first run
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK');
+        throw err;
+      } finally {
+        c.release();
+      }
+    }, { baseDelay: 5 });
+  } finally {
+    other.release();
+  }
+  assert.equal(runs, 2);
+  assert.equal((await db.pool.query('SELECT n FROM counter')).rows[0].n, 11);
+});
