@@ -119,7 +119,7 @@ class Worker extends EventEmitter {
    * the background. Resolves once listening.
    */
   async start() {
-    if (this._started) throw new Error('this worker was started already');
+    if (this._started || this._stopping) throw new Error('this worker was started (or stopped) already');
     if (this.tasks.length === 0) throw new Error('no tasks: register some with worker.task(name, fn) first');
     this._started = true;
     try {
