@@ -292,6 +292,10 @@ def check_reference():
         fail(ref, 0, "missing")
         return
     text = open(ref, encoding="utf-8").read()
+    db = "docs__catalog"
+    drop_page(db, [])
+    subprocess.run([os.path.join(PGBIN, "createdb"), db], check=True)
+    admin("CREATE EXTENSION procq", db)
     objs = admin("""
         LOAD 'procq';
         SELECT 'function ' || p.proname FROM pg_proc p
@@ -304,7 +308,8 @@ def check_reference():
         UNION SELECT 'setting ' || name FROM pg_settings WHERE name LIKE 'procq.%'
         UNION SELECT 'status ' || e.enumlabel FROM pg_enum e
          WHERE e.enumtypid = 'procq.job_status'::regtype
-        ORDER BY 1""").split()
+        ORDER BY 1""", db).split()
+    drop_page(db, [])
     for kind, name in zip(objs[0::2], objs[1::2]):
         if kind == "status":
             ok = ("`%s`" % name) in text
