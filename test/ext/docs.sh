@@ -144,6 +144,8 @@ def admin(sql, db="postgres"):
 
 def page_db(page):
     base = os.path.basename(page).lower().rsplit(".", 1)[0]
+    if not page.startswith("docs/"):
+        base = "top_" + base        # README.md and docs/README.md apart
     name = "docs_" + re.sub(r"[^a-z0-9_]", "_", base)
     return name[:63]
 
