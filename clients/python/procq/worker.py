@@ -124,6 +124,7 @@ class WorkerStats:
     released: int = 0         #: jobs handed back unstarted at shutdown
     heartbeats: int = 0
     statement_retries: int = 0  #: statements run again after 40001/40P01
+    wakeups: int = 0          #: times the loop woke up (notification, timer, job done)
 
 
 class _Held:
@@ -256,7 +257,7 @@ class Worker:
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="procq-job")
         try:
             kwargs = dict(self.connect_kwargs)
-            kwargs.setdefault("application_name", f"procq worker {self.name}")
+            kwargs.setdefault("application_name", f"procq-py {self.name}")
             if self.listen:
                 listener = psycopg.connect(self.conninfo, autocommit=True, **kwargs)
                 listener.execute(f"LISTEN {CHANNEL}")
@@ -303,12 +304,14 @@ class Worker:
             # sleep until something happens
             deadlines = [h.next_heartbeat for h in self._held.values()]
             if not self._stopping.is_set():
-                deadlines.append(next_poll)
+                if not self._waiting and self._running() < self.concurrency:
+                    deadlines.append(next_poll)  # else a finishing job wakes us
                 if next_recover is not None:
                     deadlines.append(next_recover)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             fds = [self._wake_r] + ([listener.fileno()] if listener is not None else [])
             readable, _, _ = select.select(fds, [], [], timeout)
+            self.stats.wakeups += 1
             if self._wake_r in readable:
                 try:
                     while os.read(self._wake_r, 4096):

@@ -66,6 +66,22 @@ def test_polling_picks_up_a_scheduled_job(app, admin, queue, start_worker):
     assert row["started_at"] >= at
 
 
+def test_busy_worker_does_not_spin(app, admin, queue, start_worker, gate):
+    """While its only thread is busy, a worker with a short poll interval
+    sleeps until the job ends (it cannot fetch anyway)."""
+    job_id = procq.defer(app, "busy", queue=queue)
+    w = start_worker({"busy": lambda ctx: gate.wait(WAIT) and "ok"},
+                     poll_interval=0.05, heartbeat_interval=3600)
+    wait_for(lambda: status(admin, job_id) == "doing", "the job to start")
+    before = w.worker.stats.wakeups
+    t0 = admin.execute("SELECT clock_timestamp()").fetchone()[0]
+    wait_for(lambda: admin.execute("SELECT clock_timestamp() > %s + interval '1 second'",
+                                   (t0,)).fetchone()[0], "a second to pass", interval=0.2)
+    assert w.worker.stats.wakeups - before <= 3, "the worker woke up while all its threads ran"
+    gate.set()
+    wait_for(finished(admin, job_id), "the job to end")
+
+
 def test_without_listen_polling_alone_runs_jobs(app, admin, queue, start_worker):
     start_worker({"ping": lambda ctx: 1}, poll_interval=0.2, listen=False)
     job_id = procq.defer(app, "ping", queue=queue)
@@ -250,7 +266,7 @@ def test_serialization_failure_is_retried(app, admin, queue, start_worker, gate)
     with connect() as watcher, admin.transaction():
         admin.execute("UPDATE procq.jobs SET priority = priority + 1 WHERE id = %s", (job_id,))
         gate.set()
-        wait_for(lambda: watcher.execute(pid_sql, (WORKER, f"procq worker {w.worker.name}"))
+        wait_for(lambda: watcher.execute(pid_sql, (WORKER, f"procq-py {w.worker.name}"))
                  .fetchone(), "the worker's finish_job to wait for the row lock")
     wait_for(finished(admin, job_id), "the job to end")
     assert job(admin, job_id)["status"] == "succeeded"
@@ -274,7 +290,7 @@ def test_deadlock_is_retried(app, admin, queue, start_worker, gate):
         admin.execute("SET LOCAL deadlock_timeout = '1min'")
         admin.execute("UPDATE procq.jobs SET priority = priority + 1 WHERE id = %s", (child,))
         gate.set()
-        wait_for(lambda: watcher.execute(waiting, (WORKER, f"procq worker {w.worker.name}"))
+        wait_for(lambda: watcher.execute(waiting, (WORKER, f"procq-py {w.worker.name}"))
                  .fetchone(), "the worker's finish_job to wait for the child's row lock")
         admin.execute("UPDATE procq.jobs SET priority = priority + 1 WHERE id = %s", (parent,))
     wait_for(finished(admin, parent), "the job to end")
