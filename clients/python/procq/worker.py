@@ -209,6 +209,14 @@ class Worker:
         #: set once the worker has LISTENed and made its first fetch
         self.ready = threading.Event()
 
+    def __del__(self) -> None:
+        for fd in (getattr(self, "_wake_r", None), getattr(self, "_wake_w", None)):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
     # registering -------------------------------------------------------
 
     def register(self, task: str, fn: TaskFunction) -> None:
@@ -246,7 +254,8 @@ class Worker:
     def run(self, *, install_signal_handlers: bool = True) -> None:
         """Work until stop() (or SIGTERM/SIGINT, when run in the main thread
         with install_signal_handlers). Returns once the running jobs have
-        finished and the waiting ones were handed back."""
+        finished and the waiting ones were handed back. A Worker runs once:
+        after a stop, make a new one."""
         if not self.tasks:
             raise ValueError("no task registered")
         previous = {}
