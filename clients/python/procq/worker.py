@@ -413,7 +413,8 @@ class Worker:
             value = fn(ctx)
             outcome = ("succeeded", dumps(value) if value is not None else None)
         except BaseException as exc:  # noqa: BLE001 - a job's failure is data
-            text = "".join(traceback.format_exception(exc)).rstrip()
+            # PostgreSQL text cannot hold NUL: an exception's text might
+            text = "".join(traceback.format_exception(exc)).rstrip().replace("\x00", "\\x00")
             outcome = ("failed", text)
             if not isinstance(exc, Exception):
                 log.warning("job %d raised %s", ctx.job.id, type(exc).__name__)

@@ -173,6 +173,24 @@ def test_result_that_is_not_json_fails_the_job(app, admin, queue, start_worker):
     assert row["status"] == "failed" and "not JSON serializable" in row["error"]
 
 
+def test_odd_texts_still_finish_the_job(app, admin, queue, start_worker):
+    """A result jsonb refuses (a NUL character) fails the job saying so; an
+    exception whose text has a NUL fails it with the NUL spelled out."""
+    nul_result = procq.defer(app, "nul_result", queue=queue)
+    nul_error = procq.defer(app, "nul_error", queue=queue)
+
+    def raise_nul(ctx):
+        raise RuntimeError("a\x00b")
+
+    start_worker({"nul_result": lambda ctx: "a\x00b", "nul_error": raise_nul},
+                 poll_interval=3600)
+    wait_for(finished(admin, nul_result, nul_error), "both jobs to end")
+    row = job(admin, nul_result)
+    assert row["status"] == "failed" and row["error"].startswith("result refused")
+    row = job(admin, nul_error)
+    assert row["status"] == "failed" and "RuntimeError: a\\x00b" in row["error"]
+
+
 def test_stale_worker_does_not_finish_a_job_it_lost(app, admin, queue, start_worker, gate):
     """The worker's lease (1 s) runs out without heartbeats; recover_stalled
     puts the job back and another worker fetches it: the old worker's
