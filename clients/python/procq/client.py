@@ -101,7 +101,7 @@ def defer(
     conn: psycopg.Connection,
     task: str,
     *,
-    args: Optional[Mapping[str, Any]] = None,
+    args: Optional[Json] = None,
     queue: Optional[str] = None,
     priority: Optional[int] = None,
     scheduled_at: Optional[_dt.datetime] = None,

@@ -124,6 +124,7 @@ class WorkerStats:
     released: int = 0         #: jobs handed back unstarted at shutdown
     heartbeats: int = 0
     statement_retries: int = 0  #: statements run again after 40001/40P01
+    wakeups: int = 0          #: times the loop woke up (notification, timer, job done)
 
 
 class _Held:
@@ -208,6 +209,14 @@ class Worker:
         #: set once the worker has LISTENed and made its first fetch
         self.ready = threading.Event()
 
+    def __del__(self) -> None:
+        for fd in (getattr(self, "_wake_r", None), getattr(self, "_wake_w", None)):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
     # registering -------------------------------------------------------
 
     def register(self, task: str, fn: TaskFunction) -> None:
@@ -245,7 +254,8 @@ class Worker:
     def run(self, *, install_signal_handlers: bool = True) -> None:
         """Work until stop() (or SIGTERM/SIGINT, when run in the main thread
         with install_signal_handlers). Returns once the running jobs have
-        finished and the waiting ones were handed back."""
+        finished and the waiting ones were handed back. A Worker runs once:
+        after a stop, make a new one."""
         if not self.tasks:
             raise ValueError("no task registered")
         previous = {}
@@ -256,7 +266,7 @@ class Worker:
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="procq-job")
         try:
             kwargs = dict(self.connect_kwargs)
-            kwargs.setdefault("application_name", f"procq worker {self.name}")
+            kwargs.setdefault("application_name", f"procq-py {self.name}")
             if self.listen:
                 listener = psycopg.connect(self.conninfo, autocommit=True, **kwargs)
                 listener.execute(f"LISTEN {CHANNEL}")
@@ -303,12 +313,14 @@ class Worker:
             # sleep until something happens
             deadlines = [h.next_heartbeat for h in self._held.values()]
             if not self._stopping.is_set():
-                deadlines.append(next_poll)
+                if not self._waiting and self._running() < self.concurrency:
+                    deadlines.append(next_poll)  # else a finishing job wakes us
                 if next_recover is not None:
                     deadlines.append(next_recover)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             fds = [self._wake_r] + ([listener.fileno()] if listener is not None else [])
             readable, _, _ = select.select(fds, [], [], timeout)
+            self.stats.wakeups += 1
             if self._wake_r in readable:
                 try:
                     while os.read(self._wake_r, 4096):
@@ -401,7 +413,8 @@ class Worker:
             value = fn(ctx)
             outcome = ("succeeded", dumps(value) if value is not None else None)
         except BaseException as exc:  # noqa: BLE001 - a job's failure is data
-            text = "".join(traceback.format_exception(exc)).rstrip()
+            # PostgreSQL text cannot hold NUL: an exception's text might
+            text = "".join(traceback.format_exception(exc)).rstrip().replace("\x00", "\\x00")
             outcome = ("failed", text)
             if not isinstance(exc, Exception):
                 log.warning("job %d raised %s", ctx.job.id, type(exc).__name__)

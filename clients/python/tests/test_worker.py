@@ -66,6 +66,22 @@ def test_polling_picks_up_a_scheduled_job(app, admin, queue, start_worker):
     assert row["started_at"] >= at
 
 
+def test_busy_worker_does_not_spin(app, admin, queue, start_worker, gate):
+    """While its only thread is busy, a worker with a short poll interval
+    sleeps until the job ends (it cannot fetch anyway)."""
+    job_id = procq.defer(app, "busy", queue=queue)
+    w = start_worker({"busy": lambda ctx: gate.wait(WAIT) and "ok"},
+                     poll_interval=0.05, heartbeat_interval=3600)
+    wait_for(lambda: status(admin, job_id) == "doing", "the job to start")
+    before = w.worker.stats.wakeups
+    t0 = admin.execute("SELECT clock_timestamp()").fetchone()[0]
+    wait_for(lambda: admin.execute("SELECT clock_timestamp() > %s + interval '1 second'",
+                                   (t0,)).fetchone()[0], "a second to pass", interval=0.2)
+    assert w.worker.stats.wakeups - before <= 3, "the worker woke up while all its threads ran"
+    gate.set()
+    wait_for(finished(admin, job_id), "the job to end")
+
+
 def test_without_listen_polling_alone_runs_jobs(app, admin, queue, start_worker):
     start_worker({"ping": lambda ctx: 1}, poll_interval=0.2, listen=False)
     job_id = procq.defer(app, "ping", queue=queue)
@@ -115,7 +131,7 @@ def test_heartbeat_keeps_a_job_longer_than_its_lease(app, admin, queue, start_wo
     leases = {first}
 
     def outlived_first_lease():
-        assert admin.execute("SELECT procq.recover_stalled()").fetchone()[0] == 0
+        admin.execute("SELECT procq.recover_stalled()")  # (other tests' jobs too)
         row = job(admin, job_id)
         assert (row["status"], row["attempts"]) == ("doing", 1)
         leases.add(row["lease_expires_at"])
@@ -157,6 +173,24 @@ def test_result_that_is_not_json_fails_the_job(app, admin, queue, start_worker):
     assert row["status"] == "failed" and "not JSON serializable" in row["error"]
 
 
+def test_odd_texts_still_finish_the_job(app, admin, queue, start_worker):
+    """A result jsonb refuses (a NUL character) fails the job saying so; an
+    exception whose text has a NUL fails it with the NUL spelled out."""
+    nul_result = procq.defer(app, "nul_result", queue=queue)
+    nul_error = procq.defer(app, "nul_error", queue=queue)
+
+    def raise_nul(ctx):
+        raise RuntimeError("a\x00b")
+
+    start_worker({"nul_result": lambda ctx: "a\x00b", "nul_error": raise_nul},
+                 poll_interval=3600)
+    wait_for(finished(admin, nul_result, nul_error), "both jobs to end")
+    row = job(admin, nul_result)
+    assert row["status"] == "failed" and row["error"].startswith("result refused")
+    row = job(admin, nul_error)
+    assert row["status"] == "failed" and "RuntimeError: a\\x00b" in row["error"]
+
+
 def test_stale_worker_does_not_finish_a_job_it_lost(app, admin, queue, start_worker, gate):
     """The worker's lease (1 s) runs out without heartbeats; recover_stalled
     puts the job back and another worker fetches it: the old worker's
@@ -173,8 +207,13 @@ def test_stale_worker_does_not_finish_a_job_it_lost(app, admin, queue, start_wor
     w = start_worker({"slow": slow}, options="-c procq.lease_duration=1",
                      heartbeat_interval=3600, poll_interval=3600)
     wait_for(started.is_set, "the job to start")
-    wait_for(lambda: admin.execute("SELECT procq.recover_stalled()").fetchone()[0] == 1,
-             "the lease to run out and recover_stalled to put the job back", interval=0.2)
+
+    def put_back():
+        admin.execute("SELECT procq.recover_stalled()")
+        return status(admin, job_id) == "todo"
+
+    wait_for(put_back, "the lease to run out and recover_stalled to put the job back",
+             interval=0.2)
     with admin.transaction():
         thief = admin.execute("SELECT id, attempts FROM procq.fetch_job(queues => %s,"
                               " worker => 'thief')", ([queue],)).fetchone()
@@ -250,7 +289,7 @@ def test_serialization_failure_is_retried(app, admin, queue, start_worker, gate)
     with connect() as watcher, admin.transaction():
         admin.execute("UPDATE procq.jobs SET priority = priority + 1 WHERE id = %s", (job_id,))
         gate.set()
-        wait_for(lambda: watcher.execute(pid_sql, (WORKER, f"procq worker {w.worker.name}"))
+        wait_for(lambda: watcher.execute(pid_sql, (WORKER, f"procq-py {w.worker.name}"))
                  .fetchone(), "the worker's finish_job to wait for the row lock")
     wait_for(finished(admin, job_id), "the job to end")
     assert job(admin, job_id)["status"] == "succeeded"
@@ -274,7 +313,7 @@ def test_deadlock_is_retried(app, admin, queue, start_worker, gate):
         admin.execute("SET LOCAL deadlock_timeout = '1min'")
         admin.execute("UPDATE procq.jobs SET priority = priority + 1 WHERE id = %s", (child,))
         gate.set()
-        wait_for(lambda: watcher.execute(waiting, (WORKER, f"procq worker {w.worker.name}"))
+        wait_for(lambda: watcher.execute(waiting, (WORKER, f"procq-py {w.worker.name}"))
                  .fetchone(), "the worker's finish_job to wait for the child's row lock")
         admin.execute("UPDATE procq.jobs SET priority = priority + 1 WHERE id = %s", (parent,))
     wait_for(finished(admin, parent), "the job to end")
