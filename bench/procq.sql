@@ -311,3 +311,51 @@ BEGIN
     RETURN jobs > 0 AND (SELECT count(*) FROM procq.job_events) = 0;
 END
 $$;
+
+-- issue 10, stats: procq.queue_stats beside n_final finished jobs and n_live
+-- live ones (10 queues; a quarter of the live jobs wait on a parent).  The
+-- finished jobs are inserted with the row trigger that counts them off and
+-- counted in one statement, as ALTER EXTENSION procq UPDATE counts 1.0's
+-- (not timed; the view reads the same rows either way).
+CREATE PROCEDURE bench.stats_setup(n_final int, n_live int)
+LANGUAGE plpgsql AS $$
+BEGIN
+    ALTER TABLE procq.jobs DISABLE TRIGGER jobs_final_inserted;
+    INSERT INTO procq.jobs (queue, task, status, attempts, started_at, finished_at)
+        SELECT 'q' || (i % 10), 'old',
+               (ARRAY['succeeded', 'succeeded', 'succeeded', 'failed', 'cancelled'])[1 + i % 5]::procq.job_status,
+               1, now() - interval '2 days', now() - interval '2 days' + (i % 1000) * interval '1 second'
+        FROM generate_series(1, n_final) AS i;
+    ALTER TABLE procq.jobs ENABLE TRIGGER jobs_final_inserted;
+    INSERT INTO procq.queue_counts (queue, succeeded, failed, cancelled,
+                                    succeeded_total, failed_total, cancelled_total)
+        SELECT queue, count(*) FILTER (WHERE status = 'succeeded'),
+               count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'cancelled'),
+               count(*) FILTER (WHERE status = 'succeeded'),
+               count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'cancelled')
+        FROM procq.jobs GROUP BY queue;
+    PERFORM procq.defer('live', queue => 'q' || (i % 10),
+                        depends_on => CASE WHEN i % 4 = 0 THEN ARRAY[1]::bigint[] END)
+        FROM generate_series(1, n_live) AS i;
+    UPDATE procq.jobs SET status = 'todo', finished_at = NULL, attempts = 0, started_at = NULL
+        WHERE id = 1;     -- the live jobs' parent, so that they wait
+    COMMIT;
+    VACUUM ANALYZE procq.jobs;
+END
+$$;
+
+-- The median time in ms of n runs of query (a fresh plan each time: EXECUTE).
+CREATE FUNCTION bench.query_ms(query text, n int) RETURNS float8
+LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz;
+    times float8[] := '{}';
+BEGIN
+    FOR i IN 1 .. n LOOP
+        t0 := clock_timestamp();
+        EXECUTE 'SELECT count(*) FROM (' || query || ') q';
+        times := times || extract(epoch FROM clock_timestamp() - t0) * 1000;
+    END LOOP;
+    RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t) FROM unnest(times) AS t);
+END
+$$;

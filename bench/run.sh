@@ -18,7 +18,7 @@
 #   PQ_PGBIN=...                the PostgreSQL 15 bin directory (as scripts/run-tests.sh)
 #   BENCH_ONLY="workflows ..."  run only these sections (external defer fetch
 #                               workers events flows workflows shell latency
-#                               steady);
+#                               steady stats);
 #                               the table then has only their rows
 #
 # A scenario whose procq function does not exist in this build shows
@@ -206,6 +206,49 @@ want external && for r in $(seq 1 "$rounds"); do
 done
 "${psql[@]}" -c "CALL bench.reset()"
 "${psql[@]}" -d floors -c "TRUNCATE floor_jobs"
+
+# ---- issue 10, stats: what queue_stats' bookkeeping costs, what it reads ----
+# The same external cycles with the bookkeeping of procq.queue_stats and
+# without (procq.queue_counts renamed away, so that nothing is counted, and
+# jobs_live_idx dropped), alternately in each round; then the view beside
+# 1,000,000 finished jobs and 10,000 live ones, against a GROUP BY over
+# the whole table.
+stats_bookkeeping() { # on|off
+    if [[ $1 == off ]]; then
+        "${psql[@]}" -c "ALTER TABLE procq.queue_counts RENAME TO queue_counts_off" \
+            -c "DROP INDEX procq.jobs_live_idx"
+    else
+        "${psql[@]}" -c "ALTER TABLE procq.queue_counts_off RENAME TO queue_counts" \
+            -c "CREATE INDEX jobs_live_idx ON procq.jobs (queue)
+                  INCLUDE (status, pending_parents, lock_blocked, delayed, scheduled_at, created_at)
+                  WHERE status IN ('todo', 'doing')"
+    fi
+}
+n_stats_final=$((quick ? 200000 : 1000000))
+n_stats_live=10000
+want stats && say "stats: external cycles with and without queue_stats' bookkeeping; queue_stats beside $(fmt $n_stats_final) finished and $(fmt $n_stats_live) live jobs"
+want stats && has metrics && for r in $(seq 1 "$rounds"); do
+    for mode in on off; do
+        [[ $mode == off ]] && stats_bookkeeping off
+        "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.fill('ext', $n_single)"
+        measure "stats_single_$mode" bench_timed postgres "$procq_done" "$procq_left" procq_single.sql -c 4 -j 4
+        "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.fill('ext', $n_batch)"
+        measure "stats_batch_$mode" bench_timed postgres "$procq_done" "$procq_left" procq_batch.sql -c 2 -j 2
+        [[ $mode == off ]] && stats_bookkeeping on
+    done
+done
+if want stats && has metrics; then
+    "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.stats_setup($n_stats_final, $n_stats_live)"
+    for r in $(seq 1 "$rounds"); do
+        measure stats_view "${psql[@]}" -c "SELECT bench.query_ms('SELECT * FROM procq.queue_stats', 20)"
+        measure stats_metrics "${psql[@]}" -c "SELECT bench.query_ms('SELECT * FROM procq.metrics()', 20)"
+        measure stats_naive "${psql[@]}" -c "SELECT bench.query_ms('SELECT queue, status, count(*) FROM procq.jobs GROUP BY 1, 2', 5)"
+    done
+    "${psql[@]}" -c "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) SELECT * FROM procq.queue_stats" >>"$log"
+    "${psql[@]}" -c "CALL bench.reset()"
+elif want stats; then
+    missing stats_single_on
+fi
 
 # ---- defers ---------------------------------------------------------------
 want defer && say "defer: one per call, 4 clients; 10,000 at once"
@@ -533,6 +576,13 @@ row "steady state: workers' memory (RssAnon) at the end" "$(figure steady_rss_la
     "after the first $sw" "$(figure steady_rss_first)" "<=" 1.1
 want steady && rows+=("steady state: sizes at the end|$steady_sizes||||reported")
 row "shell handler /bin/true, 2 workers, $(fmt $n_shell) jobs" "$(figure shell)" jobs/s "" "" - -
+row "external fetch_job + finish_job, 4 clients, with queue_stats' bookkeeping" "$(figure stats_single_on)" jobs/s \
+    "the same without it" "$(figure stats_single_off)" ">=" 0.95
+row "external fetch_jobs(100) + finish_jobs, 2 clients, with queue_stats' bookkeeping" "$(figure stats_batch_on)" jobs/s \
+    "the same without it" "$(figure stats_batch_off)" ">=" 0.95
+row "procq.queue_stats, $(fmt $n_stats_final) finished + $(fmt $n_stats_live) live jobs" "$(figure stats_view)" ms \
+    "GROUP BY queue, status over the table" "$(figure stats_naive)" - -
+row "procq.metrics(), the same table" "$(figure stats_metrics)" ms "" "" - -
 
 {
     echo "| scenario | procq | compared with | ratio | target | |"

@@ -39,6 +39,8 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_enum.h"
@@ -68,14 +70,6 @@ PG_FUNCTION_INFO_V1(procq_metrics);
 #define PQ_QUEUE_KEY_SIZE (PQ_NAME_MAX_CHARS * 4 + 1)
 
 static const char *const final_names[3] = {"succeeded", "failed", "cancelled"};
-
-static PQStatement stmt_add_counts = PQ_STATEMENT(
-	"INSERT INTO procq.queue_counts (queue, succeeded, failed, cancelled,"
-	" succeeded_total, failed_total, cancelled_total)"
-	" SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[],"
-	"  $5::int8[], $6::int8[], $7::int8[])",
-	7, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-	INT8ARRAYOID, INT8ARRAYOID);
 
 static PQStatement stmt_fold_counts = PQ_STATEMENT(
 	"WITH gone AS (DELETE FROM procq.queue_counts WHERE ctid = ANY (ARRAY("
@@ -146,15 +140,15 @@ typedef struct QueueDeltas
 } QueueDeltas;
 
 /*
- * counts_table_exists says whether procq.queue_counts exists (procq 1.1's
- * schema).
+ * counts_table returns the OID of procq.queue_counts, or InvalidOid when
+ * there is none (procq 1.0's schema).
  */
-static bool
-counts_table_exists(void)
+static Oid
+counts_table(void)
 {
 	Oid			nsp = get_namespace_oid("procq", true);
 
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("queue_counts", nsp));
+	return OidIsValid(nsp) ? get_relname_relid("queue_counts", nsp) : InvalidOid;
 }
 
 /*
@@ -166,7 +160,8 @@ void
 pq_final_counts_start(PQFinalCounts *counts, TupleDesc desc)
 {
 	memset(counts, 0, sizeof(PQFinalCounts));
-	counts->enabled = counts_table_exists();
+	counts->relid = counts_table();
+	counts->enabled = OidIsValid(counts->relid);
 	if (!counts->enabled)
 		return;
 	counts->status_att = SPI_fnumber(desc, "status");
@@ -274,58 +269,55 @@ pq_final_counts_pending(PQFinalCounts *counts)
 }
 
 /*
- * int8_array_of builds a bigint[] Datum of n values.
- */
-static Datum
-int8_array_of(Datum *values, int n)
-{
-	return PointerGetDatum(construct_array(values, n, INT8OID, sizeof(int64),
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/*
- * pq_final_counts_flush writes the deltas as one row per queue in one
- * INSERT, and now and then folds the table (see the file header).  The
- * caller has connected SPI, with search_path pinned.
+ * pq_final_counts_flush writes the deltas, one row per queue, and now and
+ * then folds the table (see the file header).  The rows are inserted
+ * straight into the heap of procq.queue_counts, without SPI or the
+ * executor: the table has no index, no constraint but NOT NULL (every
+ * column is set) and no trigger, and it is procq's own bookkeeping, which
+ * the trigger writes whoever runs the statement (as the rows of
+ * procq.jobs it follows).  The caller has pinned search_path (for the
+ * fold's statement).
  */
 void
 pq_final_counts_flush(PQFinalCounts *counts)
 {
-	int			n;
-	int			k = 0;
-	Datum	   *queues;
-	Datum	   *cols[6];
-	Datum		v[7];
+	Relation	rel;
 	HASH_SEQ_STATUS seq;
 	QueueDeltas *d;
 
 	if (!pq_final_counts_pending(counts))
 		return;
-	n = hash_get_num_entries(counts->queues);
-	queues = palloc(sizeof(Datum) * n);
-	for (int c = 0; c < 6; c++)
-		cols[c] = palloc(sizeof(Datum) * n);
+	rel = table_open(counts->relid, RowExclusiveLock);
+	if (RelationGetDescr(rel)->natts != 7)
+		elog(ERROR, "procq: procq.queue_counts does not have the columns of procq 1.1");
 	hash_seq_init(&seq, counts->queues);
 	while ((d = hash_seq_search(&seq)) != NULL)
 	{
-		queues[k] = CStringGetTextDatum(d->queue);
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+		HeapTuple	tuple;
+
+		values[0] = CStringGetTextDatum(d->queue);
 		for (int i = 0; i < 3; i++)
 		{
-			cols[i][k] = Int64GetDatum(d->count[i]);
-			cols[3 + i][k] = Int64GetDatum(d->total[i]);
+			values[1 + i] = Int64GetDatum(d->count[i]);
+			values[4 + i] = Int64GetDatum(d->total[i]);
 		}
-		k++;
+		tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+		simple_heap_insert(rel, tuple);
+		heap_freetuple(tuple);
 	}
-	v[0] = PointerGetDatum(construct_array(queues, n, TEXTOID, -1, false, TYPALIGN_INT));
-	for (int c = 0; c < 6; c++)
-		v[1 + c] = int8_array_of(cols[c], n);
-	(void) pq_exec(&stmt_add_counts, v, NULL, 0);
+	table_close(rel, RowExclusiveLock);
 	hash_destroy(counts->queues);
 	counts->queues = NULL;
 
 	if (XactIsoLevel == XACT_READ_COMMITTED &&
 		pg_prng_uint32(&pg_global_prng_state) % PQ_FOLD_ONE_IN == 0)
+	{
+		pq_connect();
 		(void) pq_exec(&stmt_fold_counts, NULL, NULL, 0);
+		pq_finish();
+	}
 }
 
 /*
@@ -355,12 +347,7 @@ procq_jobs_final_inserted(PG_FUNCTION_ARGS)
 	ExecStoreHeapTuple(trigdata->tg_trigtuple, slot, false);
 	pq_final_counts_change(&counts, NULL, slot);
 	ExecDropSingleTupleTableSlot(slot);
-	if (pq_final_counts_pending(&counts))
-	{
-		pq_connect();
-		pq_final_counts_flush(&counts);
-		pq_finish();
-	}
+	pq_final_counts_flush(&counts);
 	return PointerGetDatum(NULL);
 }
 
@@ -377,7 +364,7 @@ procq_jobs_truncated(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("procq.jobs_truncated must be fired as an AFTER TRUNCATE trigger")));
-	if (counts_table_exists())
+	if (OidIsValid(counts_table()))
 	{
 		pq_connect();
 		(void) pq_exec(&stmt_reset_counts, NULL, NULL, 0);

@@ -23,6 +23,7 @@
 typedef struct PQFinalCounts
 {
 	bool		enabled;		/* procq.queue_counts exists (procq 1.1) */
+	Oid			relid;			/* procq.queue_counts */
 	int			status_att;
 	int			queue_att;
 	Oid			final_oids[3];	/* enum values succeeded, failed, cancelled */

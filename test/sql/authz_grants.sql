@@ -31,7 +31,7 @@ GRANT SELECT ON procq.workflows TO regress_app;        -- shows it its own workf
 GRANT USAGE ON SCHEMA procq TO regress_app_worker;
 GRANT EXECUTE ON FUNCTION procq.fetch_job, procq.fetch_jobs, procq.finish_job,
     procq.finish_jobs, procq.heartbeat, procq.parent_results, procq.parents,
-    procq.get_job, procq.recover_stalled TO regress_app_worker;
+    procq.get_job, procq.recover_stalled, procq.release_job TO regress_app_worker;
 GRANT regress_app TO regress_app_worker;             -- works app's jobs, and nobody else's
 
 -- administrator: registers handlers for the background workers
@@ -44,6 +44,7 @@ GRANT USAGE ON SCHEMA procq TO regress_monitoring;
 GRANT SELECT ON ALL TABLES IN SCHEMA procq TO regress_monitoring;     -- and the views
 GRANT EXECUTE ON FUNCTION procq.worker_status TO regress_monitoring;   -- the view calls it
 GRANT SELECT ON procq.workflows TO regress_monitoring;                 -- (already in ALL TABLES)
+GRANT EXECUTE ON FUNCTION procq.metrics TO regress_monitoring;         -- for Prometheus exporters
 
 -- another producer, with the same grants
 GRANT USAGE ON SCHEMA procq TO regress_other;
@@ -116,6 +117,8 @@ SET ROLE regress_monitoring;
 SELECT queue, status, count(*) FROM procq.jobs GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT count(*) AS workers FROM procq.worker_status;
 SELECT count(*) AS handlers FROM procq.handlers;
+SELECT queue, todo, doing, succeeded, failed, cancelled FROM procq.queue_stats ORDER BY queue;
+SELECT count(*) > 0 AS metrics FROM procq.metrics();
 UPDATE procq.jobs SET priority = 1;
 SELECT procq.defer('x');
 SELECT procq.cancel_job(7);
