@@ -319,6 +319,8 @@ $$;
 -- (not timed; the view reads the same rows either way).
 CREATE PROCEDURE bench.stats_setup(n_final int, n_live int)
 LANGUAGE plpgsql AS $$
+DECLARE
+    parent bigint := procq.defer('parent');   -- what a quarter of the live jobs wait for
 BEGIN
     ALTER TABLE procq.jobs DISABLE TRIGGER jobs_final_inserted;
     INSERT INTO procq.jobs (queue, task, status, attempts, started_at, finished_at)
@@ -335,12 +337,10 @@ BEGIN
                count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'cancelled')
         FROM procq.jobs GROUP BY queue;
     PERFORM procq.defer('live', queue => 'q' || (i % 10),
-                        depends_on => CASE WHEN i % 4 = 0 THEN ARRAY[1]::bigint[] END)
+                        depends_on => CASE WHEN i % 4 = 0 THEN ARRAY[parent] END)
         FROM generate_series(1, n_live) AS i;
-    UPDATE procq.jobs SET status = 'todo', finished_at = NULL, attempts = 0, started_at = NULL
-        WHERE id = 1;     -- the live jobs' parent, so that they wait
     COMMIT;
-    VACUUM ANALYZE procq.jobs;
+    ANALYZE procq.jobs;
 END
 $$;
 

@@ -238,7 +238,8 @@ want stats && has metrics && for r in $(seq 1 "$rounds"); do
     done
 done
 if want stats && has metrics; then
-    "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.stats_setup($n_stats_final, $n_stats_live)"
+    "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.stats_setup($n_stats_final, $n_stats_live)" \
+        -c "VACUUM ANALYZE procq.jobs"
     for r in $(seq 1 "$rounds"); do
         measure stats_view "${psql[@]}" -c "SELECT bench.query_ms('SELECT * FROM procq.queue_stats', 20)"
         measure stats_metrics "${psql[@]}" -c "SELECT bench.query_ms('SELECT * FROM procq.metrics()', 20)"
