@@ -10,7 +10,7 @@
  * (src/triggers.c: they fire the triggers of procq.jobs too), and a DBA's
  * UPDATE.  So the AFTER ... FOR EACH STATEMENT triggers of procq.jobs see
  * every change, with the statement's old and new rows in its transition
- * tables, and write one event per changed row in one INSERT per statement
+ * tables, and write one event per changed row in one pass per statement
  * (a batch of 100 costs one statement, not 100).  The trigger on UPDATE
  * sorts before jobs_status_changed, so the events of a statement come
  * before those of the cascades its bookkeeping makes.  Every job that
@@ -435,7 +435,7 @@ updated_events(EventBatch *batch, Tuplestorestate *olds, Tuplestorestate *news,
  * FOR EACH STATEMENT, with the statement's rows (procq 1.1 only).
  *
  * Writes an event for each job the statement inserted, and for each job
- * whose status it changed, in one INSERT; nothing while
+ * whose status it changed, in one pass; nothing while
  * procq.record_events is off, and no statement at all when no status
  * changed (a heartbeat, a lock hand-off, a count of pending parents).
  */
