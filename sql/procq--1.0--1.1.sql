@@ -759,7 +759,7 @@ COMMENT ON FUNCTION procq.job_history(bigint) IS
     'the job''s events (procq.job_events), oldest first; P0002 when there is no such job, 42501 when it is another role''s';
 
 -- issue 10, events: every inserted job and every change of status is written
--- to procq.job_events, once per statement (one INSERT of all its rows), while
+-- to procq.job_events, once per statement (all its rows in one pass), while
 -- procq.record_events is on.  jobs_events_updated sorts before
 -- jobs_status_changed, so a statement's own events come before those of the
 -- cascades its bookkeeping makes.  The events of deleted jobs go with them.

@@ -220,7 +220,7 @@ SELECT pg_catalog.pg_extension_config_dump('procq.jobs_id_seq', '');
 -- the events of a job go when the job goes (the trigger jobs_events_deleted,
 -- so procq.purge, procq.retention and a DBA's DELETE alike; a TRUNCATE of
 -- procq.jobs empties it too).  Written by a statement trigger of procq.jobs,
--- one INSERT per statement, while procq.record_events is on.
+-- all of a statement's events in one pass, while procq.record_events is on.
 CREATE TABLE procq.job_events (
     id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_id  bigint NOT NULL,
@@ -784,7 +784,7 @@ CREATE TRIGGER jobs_workflow_default
     EXECUTE FUNCTION procq.jobs_workflow_default();
 
 -- issue 10, events: every inserted job and every change of status is written
--- to procq.job_events, once per statement (one INSERT of all its rows), while
+-- to procq.job_events, once per statement (all its rows in one pass), while
 -- procq.record_events is on.  jobs_events_updated sorts before
 -- jobs_status_changed, so a statement's own events come before those of the
 -- cascades its bookkeeping makes.  The events of deleted jobs go with them.

@@ -10,7 +10,7 @@
  * (src/triggers.c: they fire the triggers of procq.jobs too), and a DBA's
  * UPDATE.  So the AFTER ... FOR EACH STATEMENT triggers of procq.jobs see
  * every change, with the statement's old and new rows in its transition
- * tables, and write one event per changed row in one INSERT per statement
+ * tables, and write one event per changed row in one pass per statement
  * (a batch of 100 costs one statement, not 100).  The trigger on UPDATE
  * sorts before jobs_status_changed, so the events of a statement come
  * before those of the cascades its bookkeeping makes.  Every job that
@@ -48,7 +48,12 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
@@ -58,6 +63,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -76,25 +83,6 @@ PG_FUNCTION_INFO_V1(procq_job_history);
  * pq_events_run_as runs it; NULL otherwise.
  */
 static const char *event_cause = NULL;
-
-#define EVENT_COLUMNS \
-	"INSERT INTO procq.job_events (job_id, at, event, status, attempt, worker," \
-	" error, by_role) "
-
-/* one event (the common case: fetch_job, finish_job, defer) */
-static PQStatement stmt_insert_one = PQ_STATEMENT(
-	EVENT_COLUMNS "VALUES ($1, $2, $3, $4::procq.job_status, $5, $6, $7, $8)",
-	8, INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-	OIDOID);
-
-/* the events of one statement */
-static PQStatement stmt_insert_many = PQ_STATEMENT(
-	EVENT_COLUMNS "SELECT e.job_id, $2, e.event, e.status::procq.job_status,"
-	" e.attempt, e.worker, e.error, $8"
-	" FROM unnest($1, $3, $4, $5, $6, $7)"
-	"  AS e(job_id, event, status, attempt, worker, error)",
-	8, INT8ARRAYOID, TIMESTAMPTZOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID, OIDOID);
 
 static PQStatement stmt_forget = PQ_STATEMENT(
 	"DELETE FROM procq.job_events WHERE job_id = ANY ($1)",
@@ -116,7 +104,7 @@ typedef struct EventBatch
 	int			size;
 	Datum	   *job_id;
 	Datum	   *event;
-	Datum	   *status;
+	Datum	   *status;			/* procq.job_status values */
 	Datum	   *attempt;
 	Datum	   *worker;
 	bool	   *worker_null;
@@ -221,50 +209,107 @@ event_of(const char *old_status, const char *new_status,
 }
 
 /*
- * insert_events writes the events of a batch in one statement, at one
- * time, by the session's role.  The caller has connected SPI.
+ * The identity sequence of procq.job_events.id, for the table of that oid
+ * (found again when the extension was installed anew).
+ */
+static Oid	events_relid = InvalidOid;
+static Oid	events_seqid = InvalidOid;
+
+/*
+ * insert_events writes the events of a batch into procq.job_events, at one
+ * time, by the session's role: straight into the heap and its indexes, as
+ * the catalogs are written (no statement to plan and run per batch, no
+ * privilege check: procq writes its own table).  Every column is set, the
+ * id from its identity sequence; a column a DBA added is NULL, and a
+ * trigger on procq.job_events does not fire.
  */
 static void
 insert_events(EventBatch *batch)
 {
-	Datum		v[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			nsp = get_namespace_oid("procq", false);
+	Oid			relid = get_relname_relid("job_events", nsp);
+	Relation	rel;
+	TupleDesc	desc;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	CommandId	cid = GetCurrentCommandId(true);
+	Datum		at = TimestampTzGetDatum(GetCurrentTimestamp());
+	Datum		by_role = ObjectIdGetDatum(GetOuterUserId());
+	int			col_id,
+				col_job,
+				col_at,
+				col_event,
+				col_status,
+				col_attempt,
+				col_worker,
+				col_error,
+				col_role;
 
-	v[1] = TimestampTzGetDatum(GetCurrentTimestamp());
-	v[7] = ObjectIdGetDatum(GetOuterUserId());
-	if (batch->n == 1)
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table procq.job_events does not exist"),
+				 errhint("Update the extension with ALTER EXTENSION procq UPDATE.")));
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	col_id = SPI_fnumber(desc, "id");
+	col_job = SPI_fnumber(desc, "job_id");
+	col_at = SPI_fnumber(desc, "at");
+	col_event = SPI_fnumber(desc, "event");
+	col_status = SPI_fnumber(desc, "status");
+	col_attempt = SPI_fnumber(desc, "attempt");
+	col_worker = SPI_fnumber(desc, "worker");
+	col_error = SPI_fnumber(desc, "error");
+	col_role = SPI_fnumber(desc, "by_role");
+	if (col_id <= 0 || col_job <= 0 || col_at <= 0 || col_event <= 0 ||
+		col_status <= 0 || col_attempt <= 0 || col_worker <= 0 ||
+		col_error <= 0 || col_role <= 0)
+		elog(ERROR, "procq.job_events does not have the columns of procq 1.1");
+	if (events_relid != relid)
 	{
-		v[0] = batch->job_id[0];
-		v[2] = batch->event[0];
-		v[3] = batch->status[0];
-		v[4] = batch->attempt[0];
-		v[5] = batch->worker[0];
-		nulls[5] = batch->worker_null[0] ? 'n' : ' ';
-		v[6] = batch->error[0];
-		nulls[6] = batch->error_null[0] ? 'n' : ' ';
-		pq_exec(&stmt_insert_one, v, nulls, 0);
-		return;
+		events_seqid = getIdentitySequence(relid, col_id, false);
+		events_relid = relid;
 	}
-	{
-		int			dims[1] = {batch->n};
-		int			lbs[1] = {1};
 
-		v[0] = PointerGetDatum(construct_array(batch->job_id, batch->n, INT8OID,
-											   8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		v[2] = PointerGetDatum(construct_array(batch->event, batch->n, TEXTOID,
-											   -1, false, TYPALIGN_INT));
-		v[3] = PointerGetDatum(construct_array(batch->status, batch->n, TEXTOID,
-											   -1, false, TYPALIGN_INT));
-		v[4] = PointerGetDatum(construct_array(batch->attempt, batch->n, INT4OID,
-											   4, true, TYPALIGN_INT));
-		v[5] = PointerGetDatum(construct_md_array(batch->worker, batch->worker_null,
-												  1, dims, lbs, TEXTOID, -1, false,
-												  TYPALIGN_INT));
-		v[6] = PointerGetDatum(construct_md_array(batch->error, batch->error_null,
-												  1, dims, lbs, TEXTOID, -1, false,
-												  TYPALIGN_INT));
-		pq_exec(&stmt_insert_many, v, nulls, 0);
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = table_slot_create(rel, NULL);
+
+	for (int i = 0; i < batch->n; i++)
+	{
+		ExecClearTuple(slot);
+		memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
+		slot->tts_values[col_id - 1] = Int64GetDatum(nextval_internal(events_seqid, false));
+		slot->tts_isnull[col_id - 1] = false;
+		slot->tts_values[col_job - 1] = batch->job_id[i];
+		slot->tts_isnull[col_job - 1] = false;
+		slot->tts_values[col_at - 1] = at;
+		slot->tts_isnull[col_at - 1] = false;
+		slot->tts_values[col_event - 1] = batch->event[i];
+		slot->tts_isnull[col_event - 1] = false;
+		slot->tts_values[col_status - 1] = batch->status[i];
+		slot->tts_isnull[col_status - 1] = false;
+		slot->tts_values[col_attempt - 1] = batch->attempt[i];
+		slot->tts_isnull[col_attempt - 1] = false;
+		slot->tts_values[col_worker - 1] = batch->worker[i];
+		slot->tts_isnull[col_worker - 1] = batch->worker_null[i];
+		slot->tts_values[col_error - 1] = batch->error[i];
+		slot->tts_isnull[col_error - 1] = batch->error_null[i];
+		slot->tts_values[col_role - 1] = by_role;
+		slot->tts_isnull[col_role - 1] = false;
+		ExecStoreVirtualTuple(slot);
+
+		table_tuple_insert(rel, slot, cid, 0, NULL);
+		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
 }
 
 /*
@@ -314,7 +359,7 @@ inserted_events(EventBatch *batch, Tuplestorestate *news, TupleDesc desc)
 		i = batch->n++;
 		batch->job_id[i] = slot_getattr(slot, c.id, &isnull);
 		batch->event[i] = CStringGetTextDatum("deferred");
-		batch->status[i] = CStringGetTextDatum(status_label(slot_getattr(slot, c.status, &isnull)));
+		batch->status[i] = slot_getattr(slot, c.status, &isnull);
 		batch->attempt[i] = slot_getattr(slot, c.attempts, &isnull);
 		batch->worker[i] = copy_text(slot, c.worker, &batch->worker_null[i]);
 		batch->error[i] = copy_text(slot, c.error, &batch->error_null[i]);
@@ -361,7 +406,7 @@ updated_events(EventBatch *batch, Tuplestorestate *olds, Tuplestorestate *news,
 
 		i = batch->n++;
 		batch->job_id[i] = slot_getattr(new_slot, c.id, &isnull);
-		batch->status[i] = CStringGetTextDatum(new_label);
+		batch->status[i] = new_status;
 		batch->error[i] = copy_text(new_slot, c.error, &batch->error_null[i]);
 		event = event_of(old_label, new_label, old_attempts, new_attempts,
 						 !batch->error_null[i]);
@@ -390,7 +435,7 @@ updated_events(EventBatch *batch, Tuplestorestate *olds, Tuplestorestate *news,
  * FOR EACH STATEMENT, with the statement's rows (procq 1.1 only).
  *
  * Writes an event for each job the statement inserted, and for each job
- * whose status it changed, in one INSERT; nothing while
+ * whose status it changed, in one pass; nothing while
  * procq.record_events is off, and no statement at all when no status
  * changed (a heartbeat, a lock hand-off, a count of pending parents).
  */
@@ -433,11 +478,7 @@ procq_job_events_record(PG_FUNCTION_ARGS)
 		updated_events(&batch, trigdata->tg_oldtable, news, desc);
 
 	if (batch.n > 0)
-	{
-		pq_connect();
 		insert_events(&batch);
-		pq_finish();
-	}
 	return PointerGetDatum(NULL);
 }
 
