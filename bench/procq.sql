@@ -287,3 +287,27 @@ RETURNS float8 LANGUAGE sql AS $$
      WHERE jobs.task = finished_per_s.task AND status = 'succeeded'
        AND finished_at >= since AND finished_at < since + secs * interval '1 second';
 $$;
+
+-- issue 10, events: whether the last run left the events it should: with
+-- procq.record_events on, a 'fetched' event with a worker and a
+-- 'succeeded' event for every succeeded job; with it off, none at all.
+CREATE FUNCTION bench.events_ok(recorded boolean)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    jobs bigint;
+    fetched bigint;
+    succeeded bigint;
+    total bigint;
+BEGIN
+    SELECT count(*) INTO jobs FROM procq.jobs WHERE status = 'succeeded';
+    SELECT count(*) FILTER (WHERE e.event = 'fetched' AND e.worker IS NOT NULL),
+           count(*) FILTER (WHERE e.event = 'succeeded'), count(*)
+      INTO fetched, succeeded, total
+      FROM procq.job_events e JOIN procq.jobs j ON j.id = e.job_id
+     WHERE j.status = 'succeeded';
+    IF recorded THEN
+        RETURN jobs > 0 AND fetched = jobs AND succeeded = jobs;
+    END IF;
+    RETURN jobs > 0 AND (SELECT count(*) FROM procq.job_events) = 0;
+END
+$$;

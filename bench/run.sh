@@ -17,7 +17,8 @@
 #   BENCH_OUT=bench/results/latest.md
 #   PQ_PGBIN=...                the PostgreSQL 15 bin directory (as scripts/run-tests.sh)
 #   BENCH_ONLY="workflows ..."  run only these sections (external defer fetch
-#                               workers flows workflows shell latency steady);
+#                               workers events flows workflows shell latency
+#                               steady);
 #                               the table then has only their rows
 #
 # A scenario whose procq function does not exist in this build shows
@@ -271,6 +272,47 @@ want workers && for r in $(seq 1 "$rounds"); do
 done
 "${psql[@]}" -d floors -c "TRUNCATE floor_jobs"
 
+# The cost of the job history (issue 10): the same runs with
+# procq.record_events on and off, alternating within each round (set with
+# ALTER SYSTEM and a reload, which the workers and new sessions follow): the
+# background workers' drain, external fetch_jobs(100) + finish_jobs (2
+# clients), external fetch_job + finish_job (4 clients) and defer (4 clients).
+# Each run must leave events exactly when they are on (bench.events_ok).
+record_events() { # on|off
+    "${psql[@]}" -c "ALTER SYSTEM SET procq.record_events = $1" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 1.5 # the workers reload at their next wake-up (poll_interval 1s)
+}
+events_check() { # on|off key: warn when the last run's events do not match
+    local ok
+    ok=$("${psql[@]}" -c "SELECT bench.events_ok($([[ $1 == on ]] && echo true || echo false))")
+    [[ $ok == t ]] || { say "  WARNING: $2 with record_events $1 left the wrong events"; record "$2" error; }
+}
+if want events; then
+    say "job history: record_events on and off; $(fmt $n_workers) jobs through 2 workers, external batches and single jobs, defers"
+    if [[ $("${psql[@]}" -c "SELECT to_regclass('procq.job_events') IS NOT NULL") == t ]]; then
+        workers 2
+        for r in $(seq 1 "$rounds"); do
+            for m in on off; do
+                record_events "$m"
+                measure "ev_workers_$m" worker_run "CALL bench.fill('bench', $n_workers)" sql 'SELECT $2'
+                events_check "$m" "ev_workers_$m"
+                "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.fill('ext', $n_batch)"
+                measure "ev_batch_$m" bench_timed postgres "$procq_done" "$procq_left" procq_batch.sql -c 2 -j 2
+                events_check "$m" "ev_batch_$m"
+                "${psql[@]}" -c "CALL bench.reset()" -c "CALL bench.fill('ext', $n_single)"
+                measure "ev_single_$m" bench_timed postgres "$procq_done" "$procq_left" procq_single.sql -c 4 -j 4
+                events_check "$m" "ev_single_$m"
+                "${psql[@]}" -c "CALL bench.reset()" -c "CHECKPOINT"
+                measure "ev_defer_$m" bench_pgbench postgres 1 procq_defer.sql -T "$t_ext" -c 4 -j 4
+            done
+        done
+        record_events on
+        "${psql[@]}" -c "CALL bench.reset()"
+    else
+        for m in on off; do missing "ev_workers_$m"; done
+    fi
+fi
+
 want flows && say "workflows through the workers: $(fmt $n_flow) jobs as fan-out/fan-in, as chains of 10, independent"
 want flows && for r in $(seq 1 "$rounds"); do
     measure flow_independent worker_run "CALL bench.fill('bench', $n_flow)" sql 'SELECT $2'
@@ -459,6 +501,14 @@ for k in defer_jobs defer_workflow; do
     row "" "$(figure $k)" jobs/s "pg-boss insert of 10,000" "$(figure pgboss_insert)" - -
 done
 row "10,000 defer calls in one statement" "$(figure defer_many)" jobs/s "one multi-row INSERT of 10,000" "$(figure insert_multi)" - -
+row "background workers, 2 workers, $w jobs, procq.record_events on" "$(figure ev_workers_on)" jobs/s \
+    "the same, off" "$(figure ev_workers_off)" ">=" 0.85
+row "external fetch_jobs(100) + finish_jobs, 2 clients, record_events on" "$(figure ev_batch_on)" jobs/s \
+    "the same, off" "$(figure ev_batch_off)" ">=" 0.85
+row "external fetch_job + finish_job, 4 clients, record_events on" "$(figure ev_single_on)" jobs/s \
+    "the same, off" "$(figure ev_single_off)" ">=" 0.85
+row "defer, one per call, 4 clients, record_events on" "$(figure ev_defer_on)" jobs/s \
+    "the same, off" "$(figure ev_defer_off)" ">=" 0.85
 f=$(fmt $n_flow)
 row "$f jobs as fan-out/fan-in (1 -> $(fmt $((n_flow - 2))) -> 1), 2 workers" "$(figure flow_fanout)" jobs/s \
     "$f independent jobs" "$(figure flow_independent)" ">=" 0.7

@@ -718,6 +718,93 @@ COMMENT ON FUNCTION procq.release_job(bigint, integer) IS
 
 REVOKE ALL ON FUNCTION procq.release_job(bigint, integer) FROM PUBLIC;
 
+-- issue 10, events: procq.job_events, procq.job_history, the triggers that
+-- write and forget events (see procq--1.1.sql for the why).
+CREATE TABLE procq.job_events (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id  bigint NOT NULL,
+    at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    event   text NOT NULL,
+    status  procq.job_status,
+    attempt integer,
+    worker  text,
+    error   text,
+    by_role regrole
+);
+COMMENT ON TABLE procq.job_events IS
+    'history of the jobs: one row per change of status (procq.record_events); read with procq.job_history';
+COMMENT ON COLUMN procq.job_events.event IS
+    'deferred, fetched, succeeded, failed, retried, cancelled, released or stalled';
+COMMENT ON COLUMN procq.job_events.status IS
+    'the job''s status after the event (a failed attempt that will be retried: failed with status todo)';
+COMMENT ON COLUMN procq.job_events.attempt IS
+    'the attempt the event is about (fetched: the one that starts; released: the one handed back)';
+COMMENT ON COLUMN procq.job_events.worker IS
+    'the worker that ran (or now runs) the attempt';
+COMMENT ON COLUMN procq.job_events.by_role IS
+    'the session''s role (current_user outside functions) whose statement made the change';
+-- procq.job_history(job_id) and the deletes that follow a job's: one range per job.
+CREATE INDEX job_events_job_idx ON procq.job_events (job_id, id);
+SELECT pg_catalog.pg_extension_config_dump('procq.job_events', '');
+SELECT pg_catalog.pg_extension_config_dump('procq.job_events_id_seq', '');
+
+-- issue 10, events: a job's history, oldest first (C: src/events.c); who may
+-- see the job (procq.get_job) may see its history.
+CREATE FUNCTION procq.job_history(job_id bigint)
+RETURNS SETOF procq.job_events
+LANGUAGE C STABLE PARALLEL UNSAFE ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_job_history';
+COMMENT ON FUNCTION procq.job_history(bigint) IS
+    'the job''s events (procq.job_events), oldest first; P0002 when there is no such job, 42501 when it is another role''s';
+
+-- issue 10, events: every inserted job and every change of status is written
+-- to procq.job_events, once per statement (one INSERT of all its rows), while
+-- procq.record_events is on.  jobs_events_updated sorts before
+-- jobs_status_changed, so a statement's own events come before those of the
+-- cascades its bookkeeping makes.  The events of deleted jobs go with them.
+CREATE FUNCTION procq.job_events_record()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_job_events_record';
+
+CREATE FUNCTION procq.job_events_forget()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_job_events_forget';
+
+CREATE TRIGGER jobs_events_inserted
+    AFTER INSERT ON procq.jobs
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.job_events_record();
+
+CREATE TRIGGER jobs_events_updated
+    AFTER UPDATE ON procq.jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.job_events_record();
+
+CREATE TRIGGER jobs_events_deleted
+    AFTER DELETE ON procq.jobs
+    REFERENCING OLD TABLE AS old_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.job_events_forget();
+
+CREATE TRIGGER jobs_events_truncated
+    AFTER TRUNCATE ON procq.jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.job_events_forget();
+
+REVOKE ALL ON TABLE procq.job_events FROM PUBLIC;
+REVOKE ALL ON SEQUENCE procq.job_events_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+    procq.job_history(bigint),
+    procq.job_events_record(),
+    procq.job_events_forget()
+FROM PUBLIC;
 -- issue 10, stats: the live jobs (todo, doing) per queue, with what
 -- procq.queue_stats tells apart, so that it reads them from this index and
 -- never the finished jobs.

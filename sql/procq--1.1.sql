@@ -214,6 +214,40 @@ SELECT pg_catalog.pg_extension_config_dump('procq.handlers', '');
 SELECT pg_catalog.pg_extension_config_dump('procq.job_dependencies', '');
 SELECT pg_catalog.pg_extension_config_dump('procq.jobs_id_seq', '');
 
+-- issue 10, events: the history of every job, one row per change of status
+-- (C: src/events.c).  No foreign key to procq.jobs: a key check per event
+-- would lock the job's row (FOR KEY SHARE) and cost every insert; instead
+-- the events of a job go when the job goes (the trigger jobs_events_deleted,
+-- so procq.purge, procq.retention and a DBA's DELETE alike; a TRUNCATE of
+-- procq.jobs empties it too).  Written by a statement trigger of procq.jobs,
+-- one INSERT per statement, while procq.record_events is on.
+CREATE TABLE procq.job_events (
+    id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id  bigint NOT NULL,
+    at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    event   text NOT NULL,
+    status  procq.job_status,
+    attempt integer,
+    worker  text,
+    error   text,
+    by_role regrole
+);
+COMMENT ON TABLE procq.job_events IS
+    'history of the jobs: one row per change of status (procq.record_events); read with procq.job_history';
+COMMENT ON COLUMN procq.job_events.event IS
+    'deferred, fetched, succeeded, failed, retried, cancelled, released or stalled';
+COMMENT ON COLUMN procq.job_events.status IS
+    'the job''s status after the event (a failed attempt that will be retried: failed with status todo)';
+COMMENT ON COLUMN procq.job_events.attempt IS
+    'the attempt the event is about (fetched: the one that starts; released: the one handed back)';
+COMMENT ON COLUMN procq.job_events.worker IS
+    'the worker that ran (or now runs) the attempt';
+COMMENT ON COLUMN procq.job_events.by_role IS
+    'the session''s role (current_user outside functions) whose statement made the change';
+-- procq.job_history(job_id) and the deletes that follow a job's: one range per job.
+CREATE INDEX job_events_job_idx ON procq.job_events (job_id, id);
+SELECT pg_catalog.pg_extension_config_dump('procq.job_events', '');
+SELECT pg_catalog.pg_extension_config_dump('procq.job_events_id_seq', '');
 -- issue 10, stats: the final jobs (succeeded, failed, cancelled) counted
 -- per queue, as rows of deltas that the bookkeeping triggers add in the
 -- transactions that change the jobs (never an UPDATE of a shared row, so
@@ -461,6 +495,16 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_parents';
 COMMENT ON FUNCTION procq.parents(bigint) IS
     'what the job''s parents did (status, result, error, step_key), in id order';
+
+-- issue 10, events: a job's history, oldest first (C: src/events.c); who may
+-- see the job (procq.get_job) may see its history.
+CREATE FUNCTION procq.job_history(job_id bigint)
+RETURNS SETOF procq.job_events
+LANGUAGE C STABLE PARALLEL UNSAFE ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_job_history';
+COMMENT ON FUNCTION procq.job_history(bigint) IS
+    'the job''s events (procq.job_events), oldest first; P0002 when there is no such job, 42501 when it is another role''s';
 
 -- One row per workflow, from one range of jobs_workflow_idx per workflow
 -- (a query for one workflow_id reads only its jobs).  A security barrier:
@@ -737,6 +781,45 @@ CREATE TRIGGER jobs_workflow_default
     WHEN (NEW.workflow_id IS NULL)
     EXECUTE FUNCTION procq.jobs_workflow_default();
 
+-- issue 10, events: every inserted job and every change of status is written
+-- to procq.job_events, once per statement (one INSERT of all its rows), while
+-- procq.record_events is on.  jobs_events_updated sorts before
+-- jobs_status_changed, so a statement's own events come before those of the
+-- cascades its bookkeeping makes.  The events of deleted jobs go with them.
+CREATE FUNCTION procq.job_events_record()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_job_events_record';
+
+CREATE FUNCTION procq.job_events_forget()
+RETURNS trigger
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'procq_job_events_forget';
+
+CREATE TRIGGER jobs_events_inserted
+    AFTER INSERT ON procq.jobs
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.job_events_record();
+
+CREATE TRIGGER jobs_events_updated
+    AFTER UPDATE ON procq.jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.job_events_record();
+
+CREATE TRIGGER jobs_events_deleted
+    AFTER DELETE ON procq.jobs
+    REFERENCING OLD TABLE AS old_jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.job_events_forget();
+
+CREATE TRIGGER jobs_events_truncated
+    AFTER TRUNCATE ON procq.jobs
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION procq.job_events_forget();
 -- issue 10, stats: final jobs inserted as such (a defer whose parent already
 -- failed, a restore) are counted in procq.queue_counts; the WHEN clause
 -- keeps the inserts of todo jobs free.  A TRUNCATE leaves nothing counted.
@@ -770,9 +853,9 @@ CREATE TRIGGER jobs_truncated
 ------------------------------------------------------------------------------
 
 REVOKE ALL ON TABLE procq.jobs, procq.job_dependencies, procq.handlers,
-    procq.worker_status, procq.workflows, procq.queue_counts, procq.queue_stats,
-    procq.workflow_ticks FROM PUBLIC;
-REVOKE ALL ON SEQUENCE procq.jobs_id_seq FROM PUBLIC;
+    procq.worker_status, procq.workflows, procq.job_events, procq.queue_counts,
+    procq.queue_stats, procq.workflow_ticks FROM PUBLIC;
+REVOKE ALL ON SEQUENCE procq.jobs_id_seq, procq.job_events_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION
     procq.defer(text, jsonb, text, integer, timestamptz, bigint[], integer, text, text, text, bigint),
     procq.defer_workflow(jsonb, bigint),
@@ -807,6 +890,9 @@ REVOKE ALL ON FUNCTION
     procq.workflow_dot(bigint),
     procq.parents(bigint),
     procq.release_job(bigint, integer),
+    procq.job_history(bigint),
+    procq.job_events_record(),
+    procq.job_events_forget(),
     procq.metrics(),
     procq.jobs_final_inserted(),
     procq.jobs_truncated(),

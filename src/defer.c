@@ -27,6 +27,7 @@
 #include "authz.h"
 #include "cascade.h"
 #include "defer.h"
+#include "events.h"
 #include "jobs.h"
 #include "locks.h"
 #include "notify.h"
@@ -576,7 +577,7 @@ pq_defer_job(PQJobSpec *spec)
 		insert = spec->queueing_lock ? &stmt_insert_job : &stmt_insert_job_plain;
 	else
 		insert = spec->queueing_lock ? &stmt_insert_job_1_0 : &stmt_insert_job_plain_1_0;
-	if (pq_exec(insert, v, n, 0) == 0)
+	if (pq_events_run_as(PQ_EVENT_DEFERRED, insert, v, n) == 0)
 		queueing_lock_taken(spec->queueing_lock);
 	job_id = DatumGetInt64(pq_get_attr(0, 1, &isnull));
 	ready = DatumGetBool(pq_get_attr(0, 2, &isnull));
@@ -1173,8 +1174,9 @@ pq_defer_batch(PQBatchJob *jobs, int n, int *current)
 	}
 	v[17] = ObjectIdGetDatum(GetUserId());
 	memset(nulls, ' ', sizeof(nulls));
-	nqueues = pq_exec(pq_schema_has_workflows() ? &stmt_insert_batch : &stmt_insert_batch_1_0,
-					  v, nulls, 0);
+	nqueues = pq_events_run_as(PQ_EVENT_DEFERRED,
+							   pq_schema_has_workflows() ? &stmt_insert_batch : &stmt_insert_batch_1_0,
+							   v, nulls);
 	{
 		char	  **queues = palloc(sizeof(char *) * Max(nqueues, 1));
 

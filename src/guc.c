@@ -52,6 +52,16 @@ int			pq_worker_lock_timeout = 60000;
 int			pq_retention = 0;
 
 /*
+ * procq.record_events: whether changes of status are written to
+ * procq.job_events.  PGC_SUSET: the history is the DBA's record of what
+ * happened to every role's jobs, so an ordinary role must not switch it off
+ * for its own session and hide its jobs' history; a superuser may switch it
+ * off for speed per system, database, role or session (ALTER SYSTEM,
+ * ALTER DATABASE ... SET, ALTER ROLE ... SET, SET).
+ */
+bool		pq_record_events = true;
+
+/*
  * pq_guc_init defines procq's settings.  procq.database is only defined
  * while preloading: only then are there workers to point at a database.
  */
@@ -111,6 +121,13 @@ pq_guc_init(void)
 							"Output beyond it is read and discarded. Reloadable.",
 							&pq_shell_output_limit, 1024, 1, 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("procq.record_events",
+							 "Whether changes of job status are recorded in procq.job_events.",
+							 "One row per change, written once per statement. Only superusers "
+							 "may change it (per system, database, role or session).",
+							 &pq_record_events, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("procq.worker_lock_timeout",
 							"Longest a background worker waits for a lock in its own statements.",

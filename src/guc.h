@@ -26,6 +26,9 @@ extern int	pq_shell_output_limit;
 extern int	pq_retention;
 extern int	pq_worker_lock_timeout;
 
+/* History */
+extern bool pq_record_events;
+
 extern void pq_guc_init(void);
 
 #endif							/* PROCQ_GUC_H */

@@ -24,6 +24,7 @@
 
 #include "args.h"
 #include "authz.h"
+#include "events.h"
 #include "guc.h"
 #include "jobs.h"
 #include "lifecycle.h"
@@ -783,7 +784,7 @@ pq_recover_job(int64 job_id, const char *error, const char *worker)
 	v[0] = Int64GetDatum(job_id);
 	v[1] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	v[2] = worker ? CStringGetTextDatum(worker) : (Datum) 0;
-	return pq_exec(&stmt_recover, v, n, 1);
+	return pq_events_run_as(PQ_EVENT_STALLED, &stmt_recover, v, n);
 }
 
 /*

@@ -15,7 +15,8 @@
  *	domain			defer.c, dependencies.c, fetch.c, finish.c, lifecycle.c,
  *					cascade.c, locks.c, workflows.c (the workflow a new job joins,
  *					which defer.c asks; and cancel_workflow, workflow_dot,
- *					parents), authz.c, jobs.c
+ *					parents), events.c (job history: its triggers and
+ *					job_history), authz.c, jobs.c
  *	infrastructure	notify.c, shmem.c, worker_xact.c, spi_exec.c, args.c,
  *					guc.c, and the shell runner (shell.c, shell_spawn.c,
  *					shell_split.c), which uses libc only

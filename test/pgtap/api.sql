@@ -12,7 +12,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(151);
+SELECT plan(153);
 
 ------------------------------------------------------------------------------
 -- Signatures: argument types, names and defaults, result types
@@ -26,7 +26,8 @@ SELECT functions_are('procq', ARRAY[
     'fetch_jobs', 'finish_jobs', 'defer_jobs', 'jobs_row_check',
     'get_job', 'get_jobs', 'wait_job', 'handlers_check', 'jobs_workflow_default',
     'add_dependencies', 'cancel_workflow', 'workflow_dot', 'parents',
-    'release_job', 'metrics', 'jobs_final_inserted', 'jobs_truncated', 'defer_workflow_once'],
+    'release_job', 'metrics', 'jobs_final_inserted', 'jobs_truncated',
+    'job_history', 'job_events_record', 'job_events_forget', 'defer_workflow_once'],
     'schema procq has exactly the API, the trigger functions and the row check of procq.jobs');
 
 SELECT has_function('procq', 'defer',
@@ -49,6 +50,10 @@ SELECT function_returns('procq', 'fetch_job', ARRAY['text[]', 'text', 'text[]'],
     'procq.fetch_job returns SETOF procq.jobs');
 SELECT hasnt_function('procq', 'fetch_job', ARRAY['text[]', 'text'],
     'the 1.0 declaration procq.fetch_job(text[], text) is gone (fetch_job() would be ambiguous)');
+SELECT has_function('procq', 'job_history', ARRAY['bigint'],
+    'procq.job_history(bigint) exists');
+SELECT function_returns('procq', 'job_history', ARRAY['bigint'], 'setof procq.job_events',
+    'procq.job_history returns SETOF procq.job_events');
 SELECT has_function('procq', 'fetch_jobs', ARRAY['integer', 'text[]', 'text', 'text[]'],
     'procq.fetch_jobs(integer, text[], text, text[]) exists');
 SELECT function_returns('procq', 'fetch_jobs', ARRAY['integer', 'text[]', 'text', 'text[]'],
@@ -149,6 +154,7 @@ SELECT results_eq(
         ('get_job', ARRAY['job_id']),
         ('get_jobs', ARRAY['job_ids']),
         ('heartbeat', ARRAY['job_id', 'attempt']),
+        ('job_history', ARRAY['job_id']),
         ('metrics', ARRAY['metric', 'queue', 'value']),
         ('parent_results', ARRAY['job_id', 'by_key']),
         ('parents', ARRAY['job_id', 'job_id', 'task', 'status', 'result', 'error', 'step_key']),
@@ -272,7 +278,7 @@ SELECT ok(
 
 SELECT cmp_ok(
     (SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'procq'::regnamespace),
-    '=', 35, 'procq has 35 functions (guards the checks below against passing vacuously)');
+    '=', 38, 'procq has 38 functions (guards the checks below against passing vacuously)');
 -- The functions called per row are the exception: jobs_status_normalize and
 -- jobs_workflow_default (BEFORE row triggers) and the row check of procq.jobs run no SQL and look
 -- nothing up by name, and a SET clause would save and restore a setting on

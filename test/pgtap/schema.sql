@@ -13,7 +13,7 @@
 -- are installed; everything happens in one transaction that is rolled back.
 
 BEGIN;
-SELECT plan(118);
+SELECT plan(123);
 
 ------------------------------------------------------------------------------
 -- Extension and schema
@@ -30,21 +30,35 @@ SELECT is(
      WHERE e.extname = 'procq'),
     'procq',
     'extension procq lives in schema procq');
-SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies', 'handlers', 'queue_counts', 'workflow_ticks'],
-    'schema procq has exactly the tables jobs, job_dependencies, handlers, queue_counts and workflow_ticks');
+SELECT tables_are('procq', ARRAY['jobs', 'job_dependencies', 'handlers', 'job_events', 'queue_counts',
+                                 'workflow_ticks'],
+    'schema procq has exactly the tables jobs, job_dependencies, handlers, job_events, queue_counts and workflow_ticks');
 SELECT set_eq(
     $$SELECT c.relname::text COLLATE "default"
       FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
       WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
         AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'procq')
         AND c.relkind = 'r'$$,
-    ARRAY['jobs', 'job_dependencies', 'handlers', 'queue_counts', 'workflow_ticks'],
+    ARRAY['jobs', 'job_dependencies', 'handlers', 'job_events', 'queue_counts', 'workflow_ticks'],
     'the tables are members of the extension');
 SELECT set_eq(
     $$SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'procq'$$,
     ARRAY['procq.jobs', 'procq.job_dependencies', 'procq.jobs_id_seq', 'procq.handlers',
-          'procq.workflow_ticks'],
-    'pg_dump dumps the jobs, their dependencies, the id sequence, the handlers and the ticks deferred (extension config tables)');
+          'procq.job_events', 'procq.job_events_id_seq', 'procq.workflow_ticks'],
+    'pg_dump dumps the jobs, their dependencies, the id sequence, the handlers, the job history and the ticks deferred (extension config tables)');
+
+-- issue 10, events: the history of the jobs
+SELECT columns_are('procq', 'job_events',
+    ARRAY['id', 'job_id', 'at', 'event', 'status', 'attempt', 'worker', 'error', 'by_role'],
+    'procq.job_events has exactly the documented columns');
+SELECT col_is_pk('procq', 'job_events', 'id', 'the primary key of procq.job_events is id');
+SELECT col_type_is('procq', 'job_events', 'status', 'procq.job_status',
+    'job_events.status is a procq.job_status');
+SELECT has_index('procq', 'job_events', 'job_events_job_idx', ARRAY['job_id', 'id'],
+    'job_events_job_idx: a job''s events in id order (job_history, and the delete of a job''s events)');
+SELECT is_empty(
+    $$SELECT conname FROM pg_constraint WHERE conrelid = 'procq.job_events'::regclass AND contype = 'f'$$,
+    'procq.job_events has no foreign key (the events of deleted jobs go by the jobs_events_deleted trigger)');
 
 SELECT columns_are('procq', 'workflow_ticks',
     ARRAY['deferred_by', 'tick', 'workflow_id', 'deferred_at'],
@@ -264,6 +278,10 @@ SELECT set_eq(
              ('jobs_status_changed', false, true, true),
              ('jobs_deleted', false, true, false),
              ('dependency_deleted', false, true, false),
+             ('jobs_events_inserted', false, false, true),
+             ('jobs_events_updated', false, true, true),
+             ('jobs_events_deleted', false, true, false),
+             ('jobs_events_truncated', false, false, false),
              ('jobs_final_inserted', true, false, false),
              ('jobs_truncated', false, false, false)$$,
     'the bookkeeping triggers: AFTER ... FOR EACH STATEMENT with transition tables, two BEFORE row triggers, the AFTER INSERT row trigger of final jobs (WHEN: todo inserts pay nothing) and the TRUNCATE trigger');

@@ -24,7 +24,7 @@ GRANT USAGE ON SCHEMA procq TO regress_app;
 GRANT EXECUTE ON FUNCTION procq.defer, procq.defer_jobs, procq.defer_workflow,
     procq.add_dependencies, procq.get_job, procq.get_jobs, procq.wait_job,
     procq.parent_results, procq.parents, procq.cancel_job, procq.retry_job,
-    procq.cancel_workflow, procq.workflow_dot TO regress_app;
+    procq.cancel_workflow, procq.workflow_dot, procq.job_history TO regress_app;
 GRANT SELECT ON procq.workflows TO regress_app;        -- shows it its own workflows only
 
 -- worker: fetches and finishes the jobs of the roles it is a member of

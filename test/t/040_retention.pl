@@ -12,7 +12,9 @@
 #   - C then runs with P's result, and once C is finished, C, P and P2 go
 #     too.
 # A statement-level trigger on procq.jobs records each DELETE: its
-# transaction, its backend and how many jobs it deleted.
+# transaction, its backend and how many jobs it deleted.  The job history
+# (procq.job_events, issue 10) goes with the deleted jobs, and stays for the
+# jobs that are kept.
 use strict;
 use warnings FATAL => 'all';
 use PostgreSQL::Test::Cluster;
@@ -69,6 +71,11 @@ ok( wait_for(
 is(sql($node, 'SELECT count(*) FROM procq.jobs WHERE id BETWEEN 1501 AND 2500'),
 	1000, '... and kept the 1,000 that finished less than an hour ago');
 check_job($node, $p, "... and kept parent $p, old but needed by job $c", 'true');
+is(sql($node, 'SELECT count(*) FROM procq.job_events WHERE job_id <= 1500'),
+	0, '... and the events of the deleted jobs went with them');
+is( sql($node, q{SELECT count(DISTINCT job_id) FROM procq.job_events
+	WHERE job_id BETWEEN 1501 AND 2500 AND event = 'succeeded'}),
+	1000, '... while the kept jobs keep their history');
 
 # 1s: all other finished jobs go, in batches, from worker 1.
 sql($node, q{ALTER SYSTEM SET procq.retention = '1s'; SELECT pg_reload_conf()});
@@ -101,6 +108,7 @@ ok( wait_for(
 		'timed out waiting for procq.retention to delete the finished family', 60,
 		'SELECT id, status, finished_at FROM procq.jobs'),
 	"once child $c finished, it and its parents $p and $p2 were deleted");
+is(sql($node, 'SELECT count(*) FROM procq.job_events'), 0, '... and no event is left');
 
 $node->stop;
 done_testing();
