@@ -29,7 +29,7 @@
  *											clean stop)
  *	doing -> todo/failed in recover_job		stalled (recover_stalled, the
  *											workers' orphan recovery)
- *	doing -> todo with an error				failed (status todo: retried later)
+ *	doing -> todo otherwise					failed (status todo: retried later)
  *	other -> todo							retried (retry_job, the
  *											descendants it requeues, a DBA)
  *	-> cancelled							cancelled (cancel_job, abort,
@@ -181,12 +181,11 @@ status_label(Datum status)
 /*
  * event_of names the event of a change of status from old_status to
  * new_status (see the table at the top of this file), in which the
- * attempts went from old_attempts to new_attempts and the job was left
- * with an error or not.
+ * attempts went from old_attempts to new_attempts.
  */
 static const char *
 event_of(const char *old_status, const char *new_status,
-		 int32 old_attempts, int32 new_attempts, bool has_error)
+		 int32 old_attempts, int32 new_attempts)
 {
 	bool		was_doing = strcmp(old_status, "doing") == 0;
 
@@ -202,8 +201,12 @@ event_of(const char *old_status, const char *new_status,
 		return event_cause;
 	if (strcmp(new_status, "failed") == 0)
 		return "failed";
-	/* back to todo */
-	if (was_doing && has_error)
+	/*
+	 * Back to todo: from doing, the attempt ended without success (with an
+	 * error text or without one: finish_job(id, 'failed') need not give
+	 * one), so it is a failed attempt; from failed or cancelled, a retry.
+	 */
+	if (was_doing)
 		return "failed";
 	return "retried";
 }
@@ -357,7 +360,7 @@ inserted_events(EventBatch *batch, Tuplestorestate *news, TupleDesc desc)
 		if (batch->n == batch->size)
 			break;				/* cannot happen: sized from the table */
 		i = batch->n++;
-		batch->job_id[i] = slot_getattr(slot, c.id, &isnull);
+		batch->job_id[i] = Int64GetDatum(DatumGetInt64(slot_getattr(slot, c.id, &isnull)));
 		batch->event[i] = CStringGetTextDatum("deferred");
 		batch->status[i] = slot_getattr(slot, c.status, &isnull);
 		batch->attempt[i] = slot_getattr(slot, c.attempts, &isnull);
@@ -405,11 +408,10 @@ updated_events(EventBatch *batch, Tuplestorestate *olds, Tuplestorestate *news,
 		was_doing = strcmp(old_label, "doing") == 0;
 
 		i = batch->n++;
-		batch->job_id[i] = slot_getattr(new_slot, c.id, &isnull);
+		batch->job_id[i] = Int64GetDatum(DatumGetInt64(slot_getattr(new_slot, c.id, &isnull)));
 		batch->status[i] = new_status;
 		batch->error[i] = copy_text(new_slot, c.error, &batch->error_null[i]);
-		event = event_of(old_label, new_label, old_attempts, new_attempts,
-						 !batch->error_null[i]);
+		event = event_of(old_label, new_label, old_attempts, new_attempts);
 		batch->event[i] = CStringGetTextDatum(event);
 		/* the attempt that ended or was handed back, or the one that starts */
 		batch->attempt[i] = Int32GetDatum(strcmp(event, "released") == 0
@@ -532,7 +534,7 @@ procq_job_events_forget(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
-		ids[n++] = slot_getattr(slot, id_att, &isnull);
+		ids[n++] = Int64GetDatum(DatumGetInt64(slot_getattr(slot, id_att, &isnull)));
 	}
 	ExecDropSingleTupleTableSlot(slot);
 

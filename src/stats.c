@@ -276,10 +276,15 @@ pq_final_counts_pending(PQFinalCounts *counts)
  * column is set) and no trigger, and it is procq's own bookkeeping, which
  * the trigger writes whoever runs the statement (as the rows of
  * procq.jobs it follows).  The caller has pinned search_path (for the
- * fold's statement).
+ * fold's statement).  may_fold is false for the row trigger of jobs
+ * inserted already final: a COPY or INSERT ... SELECT of many such jobs
+ * (a restore) calls it once per row in one transaction, and a fold there
+ * would read again every delta row the transaction wrote and deleted so
+ * far (dead but not removable until it ends): quadratic in the rows.  Its
+ * deltas are folded by a later statement instead.
  */
 void
-pq_final_counts_flush(PQFinalCounts *counts)
+pq_final_counts_flush(PQFinalCounts *counts, bool may_fold)
 {
 	Relation	rel;
 	HASH_SEQ_STATUS seq;
@@ -311,7 +316,7 @@ pq_final_counts_flush(PQFinalCounts *counts)
 	hash_destroy(counts->queues);
 	counts->queues = NULL;
 
-	if (XactIsoLevel == XACT_READ_COMMITTED &&
+	if (may_fold && XactIsoLevel == XACT_READ_COMMITTED &&
 		pg_prng_uint32(&pg_global_prng_state) % PQ_FOLD_ONE_IN == 0)
 	{
 		pq_connect();
@@ -347,7 +352,7 @@ procq_jobs_final_inserted(PG_FUNCTION_ARGS)
 	ExecStoreHeapTuple(trigdata->tg_trigtuple, slot, false);
 	pq_final_counts_change(&counts, NULL, slot);
 	ExecDropSingleTupleTableSlot(slot);
-	pq_final_counts_flush(&counts);
+	pq_final_counts_flush(&counts, false);
 	return PointerGetDatum(NULL);
 }
 

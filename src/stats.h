@@ -34,6 +34,6 @@ extern void pq_final_counts_start(PQFinalCounts *counts, TupleDesc desc);
 extern void pq_final_counts_change(PQFinalCounts *counts, TupleTableSlot *old,
 								   TupleTableSlot *new);
 extern bool pq_final_counts_pending(PQFinalCounts *counts);
-extern void pq_final_counts_flush(PQFinalCounts *counts);
+extern void pq_final_counts_flush(PQFinalCounts *counts, bool may_fold);
 
 #endif							/* PROCQ_STATS_H */

@@ -546,7 +546,7 @@ statuses_changed_cb(void *changes, void *unused)
 static void
 final_counts_cb(void *counts, void *unused)
 {
-	pq_final_counts_flush((PQFinalCounts *) counts);
+	pq_final_counts_flush((PQFinalCounts *) counts, true);
 }
 
 /*

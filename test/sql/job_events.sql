@@ -147,6 +147,14 @@ UPDATE procq.jobs SET status = 'succeeded' WHERE id = :stall;
 SELECT event, status, attempt, worker, error FROM pg_temp.h(:stall) OFFSET 3;
 
 ------------------------------------------------------------------------
+-- an attempt failed without an error text (finish_job(id, 'failed') with
+-- error NULL) and retried: still a 'failed' event, not a 'retried' one
+SELECT procq.defer('mute', max_attempts => 2) AS mute \gset
+SELECT id FROM procq.fetch_job(worker => 'w9', tasks => '{mute}');
+SELECT procq.finish_job(:mute, 'failed');
+SELECT event, status, attempt, worker, error FROM pg_temp.h(:mute);
+
+------------------------------------------------------------------------
 -- record_events off: nothing is recorded; an ordinary role cannot switch it
 SET procq.record_events = off;
 SELECT procq.defer('quiet') AS quiet \gset
