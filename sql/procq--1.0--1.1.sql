@@ -709,12 +709,12 @@ COMMENT ON TABLE procq.job_dependencies IS 'job_id depends on depends_on: it run
 
 -- issue 10, stats: release_job, queue_stats, metrics
 CREATE FUNCTION procq.release_job(job_id bigint, attempt integer DEFAULT NULL)
-RETURNS void
+RETURNS procq.job_status
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_release_job';
 COMMENT ON FUNCTION procq.release_job(bigint, integer) IS
-    'hand a doing job (in attempt, if given) back to todo at once, its attempt not counted; failed instead when another todo job took its queueing_lock';
+    'hand a doing job (in attempt, if given) back to todo at once, its attempt not counted; returns the status it is left in: todo, or failed when another todo job took its queueing_lock';
 
 REVOKE ALL ON FUNCTION procq.release_job(bigint, integer) FROM PUBLIC;
 

@@ -552,12 +552,12 @@ COMMENT ON VIEW procq.workflows IS
 -- issue 10, stats: an external worker that stops hands a doing job back to
 -- todo without using up an attempt (C: src/lifecycle.c).
 CREATE FUNCTION procq.release_job(job_id bigint, attempt integer DEFAULT NULL)
-RETURNS void
+RETURNS procq.job_status
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'procq_release_job';
 COMMENT ON FUNCTION procq.release_job(bigint, integer) IS
-    'hand a doing job (in attempt, if given) back to todo at once, its attempt not counted; failed instead when another todo job took its queueing_lock';
+    'hand a doing job (in attempt, if given) back to todo at once, its attempt not counted; returns the status it is left in: todo, or failed when another todo job took its queueing_lock';
 
 -- issue 10, cron: a workflow deferred at most once per tick of a schedule
 -- (C: src/ticks.c)

@@ -448,7 +448,7 @@ procq_finish_job(PG_FUNCTION_ARGS)
 }
 
 /*
- * procq.release_job(job_id, attempt) returns void
+ * procq.release_job(job_id, attempt) returns procq.job_status
  *
  * An external worker that stops (a deploy's SIGTERM) hands back a doing
  * job it has not finished: the job goes back to todo at once, without
@@ -468,7 +468,8 @@ procq_finish_job(PG_FUNCTION_ARGS)
  * (at most one todo job per value): the job cannot go back to todo, and
  * it ends failed, with an error saying so, as finish_job's retry does in
  * that case (never silently gone; retry_job requeues it once that other
- * job has started).
+ * job has started).  It returns the status the job is left in, todo or
+ * failed, so that a stopping worker can tell the two apart.
  */
 Datum
 procq_release_job(PG_FUNCTION_ARGS)
@@ -482,6 +483,7 @@ procq_release_job(PG_FUNCTION_ARGS)
 	int32		attempts;
 	char	   *qlock;
 	int64		holder;
+	Datum		left;
 
 	pq_require_arg(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);
@@ -522,8 +524,10 @@ procq_release_job(PG_FUNCTION_ARGS)
 		v[4] = Float8GetDatum(0);
 		pq_exec(&stmt_finish, v, n, 1);
 	}
+	left = DirectFunctionCall2(enum_in, CStringGetDatum(holder == 0 ? "todo" : "failed"),
+							   ObjectIdGetDatum(get_fn_expr_rettype(fcinfo->flinfo)));
 	pq_finish();
-	PG_RETURN_VOID();
+	PG_RETURN_DATUM(left);
 }
 
 /*

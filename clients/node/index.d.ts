@@ -86,7 +86,7 @@ export function retryJob(client: Queryable, id: IdInput, opts?: { scheduledAt?: 
 export function fetchJobs(client: Queryable, n: number, opts?: { queues?: string[] | null; worker?: string | null; tasks?: string[] | null }): Promise<Job[]>;
 export function finishJob(client: Queryable, id: IdInput, status: 'succeeded' | 'failed' | 'cancelled', opts?: { result?: any; error?: string; attempt?: number }): Promise<JobStatus>;
 export function heartbeat(client: Queryable, id: IdInput, attempt?: number): Promise<Date>;
-export function releaseJob(client: Queryable, id: IdInput, attempt?: number): Promise<void>;
+export function releaseJob(client: Queryable, id: IdInput, attempt?: number): Promise<'todo' | 'failed'>;
 
 export interface JobContext {
   /** fires when the job is aborted (reason: JobAbortedError) or its lease is lost (LeaseLostError); seen at the next heartbeat */

@@ -246,8 +246,8 @@ SELECT is(pg_get_function_result('procq.parents(bigint)'::regprocedure),
     'procq.parents returns TABLE(job_id, task, status, result, error, step_key)');
 SELECT is(pg_get_function_arguments('procq.release_job(bigint, integer)'::regprocedure),
     'job_id bigint, attempt integer DEFAULT NULL::integer', 'procq.release_job: argument names and default');
-SELECT function_returns('procq', 'release_job', ARRAY['bigint', 'integer'], 'void',
-    'procq.release_job returns void');
+SELECT function_returns('procq', 'release_job', ARRAY['bigint', 'integer'], 'procq.job_status',
+    'procq.release_job returns the status it left the job in');
 SELECT is(pg_get_function_result('procq.metrics()'::regprocedure),
     'TABLE(metric text, queue text, value double precision)',
     'procq.metrics returns TABLE(metric text, queue text, value double precision)');

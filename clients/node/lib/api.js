@@ -272,12 +272,16 @@ async function heartbeat(client, id, attempt) {
 /**
  * Hands a doing job back to todo without using up an attempt (what a worker
  * does on shutdown with the jobs it fetched and has not finished).
- * @returns {Promise<void>}
+ * @returns {Promise<string>} the status the job was left in: 'todo', or
+ *   'failed' when another todo job took its queueing lock meanwhile (its
+ *   error says so)
  */
 async function releaseJob(client, id, attempt) {
   checkClient(client);
-  await client.query('SELECT procq.release_job($1::bigint, attempt => $2::integer)',
+  const { rows } = await client.query(
+    'SELECT procq.release_job($1::bigint, attempt => $2::integer)::text AS status',
     [toIdText(id), attempt ?? null]);
+  return rows[0].status;
 }
 
 module.exports = {

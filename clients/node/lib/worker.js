@@ -307,8 +307,15 @@ class Worker extends EventEmitter {
     const jobs = this._buffer.splice(0);
     for (const job of jobs) {
       try {
-        await this._sql(() => api.releaseJob(this.pool, job.id, job.attempts));
-        this.emit('released', job);
+        const status = await this._sql(() => api.releaseJob(this.pool, job.id, job.attempts));
+        if (status === 'todo') {
+          this.emit('released', job);
+        } else {
+          // another todo job took its queueing lock meanwhile: procq ended
+          // it failed (its error says why) instead of handing it back
+          this._report(new Error(`job ${job.id} could not be released: it is ${status} now`),
+            `release_job(${job.id})`);
+        }
       } catch (err) {
         if (err && (err.code === LEASE_LOST || err.code === JOB_ABORTED)) continue; // not ours any more
         this._report(err, `release_job(${job.id})`);

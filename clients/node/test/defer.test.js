@@ -113,3 +113,17 @@ test('cancelJob, retryJob, waitJob', async () => {
   const still = await procq.waitJob(db.pool, id, { timeout: '10 milliseconds' });
   assert.equal(still.status, 'todo'); // timed out: it has not ended
 });
+
+test('releaseJob: the status it left the job in (failed when its queueing lock was taken meanwhile)', async () => {
+  const plain = await procq.defer(db.pool, { task: 'rel', queue: 'rel' });
+  const locked = await procq.defer(db.pool, { task: 'rel', queue: 'rel', queueingLock: 'rel-q' });
+  const fetched = await procq.fetchJobs(db.pool, 2, { queues: ['rel'] });
+  assert.deepEqual(fetched.map((j) => j.id).sort(), [plain, locked].sort());
+  await procq.defer(db.pool, { task: 'rel', queue: 'rel', queueingLock: 'rel-q' });
+  assert.equal(await procq.releaseJob(db.pool, plain, 1), 'todo');
+  assert.equal(await procq.releaseJob(db.pool, locked, 1), 'failed');
+  assert.equal((await procq.getJob(db.pool, plain)).status, 'todo');
+  const failed = await procq.getJob(db.pool, locked);
+  assert.equal(failed.status, 'failed');
+  assert.match(failed.error, /not requeued/);
+});

@@ -245,15 +245,16 @@ def retry_job(
     )
 
 
-def release_job(conn: psycopg.Connection, job_id: int, attempt: Optional[int] = None) -> None:
+def release_job(conn: psycopg.Connection, job_id: int, attempt: Optional[int] = None) -> str:
     """Hand a doing job back to todo without using up an attempt
     (``procq.release_job``), e.g. when a worker stops before running it.
-    With attempt: PQ001 when the job no longer runs in it, PQ002 when it
-    was aborted."""
-    _call(
+    Returns the status the job was left in: ``'todo'``, or ``'failed'``
+    when another todo job took its queueing_lock meanwhile (its error says
+    so). With attempt: PQ001 when the job no longer runs in it, PQ002 when
+    it was aborted."""
+    return _call(
         conn,
         "release_job",
         [(job_id, "bigint")],
         [("attempt", attempt, "integer")],
-        returns="none",
     )

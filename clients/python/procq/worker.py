@@ -507,11 +507,18 @@ class Worker:
             job_id = self._waiting.pop(0)
             held = self._held.pop(job_id)
             try:
-                self._execute("SELECT procq.release_job(%s, attempt => %s)",
-                              (job_id, held.ctx.job.attempt))
+                rows = self._execute("SELECT procq.release_job(%s, attempt => %s)::text AS status",
+                                     (job_id, held.ctx.job.attempt), rows=True)
             except psycopg.Error as exc:
                 if not self._fenced(held.ctx, exc, "release"):
                     raise
+                continue
+            if rows[0]["status"] != "todo":
+                # another todo job took its queueing_lock while we held it:
+                # procq ended it failed (its error says why), not released
+                self.stats.failed += 1
+                log.warning("job %d could not be released: it is %s now (see its error)",
+                            job_id, rows[0]["status"])
                 continue
             self.stats.released += 1
             log.info("job %d released", job_id)

@@ -132,3 +132,20 @@ def test_get_wait_cancel_retry(app, admin, queue):
 
     with pytest.raises(psycopg.errors.NoDataFound):
         procq.get_job(app, -5)
+
+
+def test_release_job_returns_the_status_it_left(admin, queue):
+    """release_job hands a job back ('todo'), unless another todo job took
+    its queueing_lock meanwhile: then procq ends it 'failed', and says so."""
+    plain = procq.defer(admin, "rel", queue=queue)
+    locked = procq.defer(admin, "rel", queue=queue, queueing_lock=f"{queue}-q")
+    fetched = {r[0]: r[1] for r in admin.execute(
+        "SELECT id, attempts FROM procq.fetch_jobs(2, queues => ARRAY[%s])", (queue,))}
+    assert set(fetched) == {plain, locked}
+    procq.defer(admin, "rel", queue=queue, queueing_lock=f"{queue}-q")
+    assert procq.release_job(admin, plain, fetched[plain]) == "todo"
+    assert procq.release_job(admin, locked, fetched[locked]) == "failed"
+    assert procq.get_job(admin, plain)["status"] == "todo"
+    failed = procq.get_job(admin, locked)
+    assert failed["status"] == "failed"
+    assert "not requeued" in failed["error"]
